@@ -1,0 +1,1 @@
+"""Pseudo-labelling: k-reciprocal Jaccard distance, DBSCAN, label refinement."""

@@ -1,0 +1,1 @@
+"""Evaluation: mAP, CMC, k-reciprocal re-ranking."""

@@ -1,0 +1,1 @@
+"""Losses: label-smoothed cross-entropy, soft triplet, instance-memory spread-out."""
