@@ -18,3 +18,22 @@ def resolve_device(name: str = "auto") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
     return device
+
+
+def place_model(model: torch.nn.Module, device: torch.device,
+                data_parallel: bool = True) -> torch.nn.Module:
+    """Move ``model`` to ``device``; wrap in DataParallel over all visible GPUs.
+
+    DataParallel over every visible GPU is the original code's behaviour, so
+    checkpoints keep their ``module.`` prefix and 4-GPU batches are split the
+    same way.
+    """
+    model = model.to(device)
+    if data_parallel and device.type == "cuda" and torch.cuda.device_count() > 1:
+        model = torch.nn.DataParallel(model)
+    return model
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside a DataParallel / DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model

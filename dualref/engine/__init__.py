@@ -1,0 +1,1 @@
+"""Run plumbing shared by every driver: options, logging, errors, run folders."""

@@ -1,0 +1,141 @@
+"""Command-line options shared by the drivers (names as in the original code)."""
+import argparse
+import os
+from typing import Sequence
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def default_data_dir() -> str:
+    """``examples/data`` of the checkout (the original README's location)."""
+    return os.path.join(os.getcwd(), "examples", "data")
+
+
+def add_data_args(parser: argparse.ArgumentParser, source: bool = True, target: bool = True,
+                  target_required: bool = False, batch_size: int = 64, workers: int = 4,
+                  num_instances: bool = True) -> None:
+    """Datasets, image size, batch composition, data folder."""
+    from .. import datasets
+
+    group = parser.add_argument_group("data")
+    if source:
+        group.add_argument("-ds", "--dataset-source", default="dukemtmc", choices=datasets.names())
+    if target:
+        group.add_argument("-dt", "--dataset-target", required=target_required,
+                           default=None if target_required else "market1501",
+                           choices=datasets.names())
+    group.add_argument("-b", "--batch-size", type=_positive_int, default=batch_size)
+    group.add_argument("-j", "--workers", type=_non_negative_int, default=workers,
+                       help="data-loading worker processes")
+    group.add_argument("--height", type=_positive_int, default=256, help="input height")
+    group.add_argument("--width", type=_positive_int, default=128, help="input width")
+    if num_instances:
+        group.add_argument("--num-instances", type=_positive_int, default=4,
+                           help="each batch holds batch_size / num_instances identities "
+                                "with num_instances images each")
+    group.add_argument("--data-dir", metavar="PATH", default=default_data_dir(),
+                       help="folder holding <dataset>/<release folder> (default: examples/data)")
+    group.add_argument("--skip-bad-images", action="store_true",
+                       help="skip (and count) images that cannot be decoded instead of stopping")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Architecture and head options."""
+    from .. import models
+
+    group = parser.add_argument_group("model")
+    group.add_argument("-a", "--arch", default="resnet50", choices=models.names())
+    group.add_argument("--features", type=_non_negative_int, default=0,
+                       help="size of an extra embedding layer (0: none, as the paper)")
+    group.add_argument("--dropout", type=_unit_interval, default=0.0)
+    group.add_argument("--no-pretrained", action="store_true",
+                       help="start from random weights instead of ImageNet")
+    group.add_argument("--pretrained-path", metavar="PATH", default=None,
+                       help="ImageNet weights file to use instead of torchvision's cache")
+
+
+def add_optim_args(parser: argparse.ArgumentParser, epochs: int, iters: int, eval_step: int,
+                   lr: float = 3.5e-4) -> None:
+    """Optimiser and schedule options."""
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--lr", type=_non_negative_float, default=lr)
+    group.add_argument("--momentum", type=float, default=0.9, help="unused by Adam; kept for the original CLI")
+    group.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
+    group.add_argument("--epochs", type=_positive_int, default=epochs)
+    group.add_argument("--iters", type=_positive_int, default=iters, help="iterations per epoch")
+    group.add_argument("--eval-step", type=_positive_int, default=eval_step,
+                       help="evaluate every this many epochs (and at the end)")
+
+
+def add_runtime_args(parser: argparse.ArgumentParser, logs_dir: bool = True,
+                     seed: int = 1) -> None:
+    """Device, seed, logging and run-folder options."""
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--device", default="auto",
+                       help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N")
+    group.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                       help="mixed-precision autocast (default: full float32)")
+    group.add_argument("--seed", type=int, default=seed)
+    group.add_argument("--print-freq", type=_positive_int, default=50)
+    group.add_argument("--quiet", action="store_true", help="warnings only; no progress bars")
+    group.add_argument("--debug", action="store_true", help="show full tracebacks")
+    if logs_dir:
+        group.add_argument("--logs-dir", metavar="PATH", default=os.path.join("logs", "run"))
+
+
+def add_eval_args(parser: argparse.ArgumentParser) -> None:
+    """Evaluation options."""
+    group = parser.add_argument_group("evaluation")
+    group.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
+
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    """Pseudo-labelling options (SPEC Stage 2)."""
+    group = parser.add_argument_group("pseudo labels")
+    group.add_argument("--rho", type=_fraction, default=1.6e-3,
+                       help="eps = mean of the smallest rho-fraction of Jaccard distances")
+    group.add_argument("--k1", type=_positive_int, default=20)
+    group.add_argument("--k2", type=_positive_int, default=6)
+    group.add_argument("--min-samples", type=_positive_int, default=4)
+    group.add_argument("--lambda-value", type=_unit_interval, default=0.0,
+                       help="weight of the source-distance term in the Jaccard distance")
+    group.add_argument("--rr-gpu", action="store_true",
+                       help="accepted for compatibility; the Jaccard distance runs on --device")
+
+
+def parse_milestones(values: Sequence[int]) -> list:
+    """Sorted list of LR milestones."""
+    return sorted(int(v) for v in values)

@@ -1,0 +1,1 @@
+"""The method's stages as plain functions: test, source pre-training, adaptation."""

@@ -1,0 +1,71 @@
+"""Setup shared by every stage: datasets, loaders, models, evaluation."""
+import logging
+import os
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .. import datasets, models
+from ..datasets.loaders import build_test_loader
+from ..evaluators.evaluator import (EvalResult, evaluate_features, query_gallery_items,
+                                    split_features)
+from ..features import extract_features
+
+logger = logging.getLogger(__name__)
+
+
+def load_dataset(name: str, data_dir: str, verbose: bool = True):
+    """``datasets.create(name, <data_dir>/<name>)`` as the original drivers do."""
+    return datasets.create(name, os.path.join(data_dir, name), verbose=verbose)
+
+
+def build_model(arch: str, num_classes: int = 0, pretrained: bool = True,
+                pretrained_path: Optional[str] = None, features: int = 0,
+                dropout: float = 0.0, norm: bool = False) -> nn.Module:
+    """Create the re-ID network (on the CPU; callers place it)."""
+    return models.create(arch, pretrained=pretrained, pretrained_path=pretrained_path,
+                         num_features=features, norm=norm, dropout=dropout,
+                         num_classes=num_classes)
+
+
+def extract_items(model: nn.Module, items: Sequence, height: int, width: int,
+                  batch_size: int, workers: int, device: torch.device,
+                  amp: Optional[str] = None, verbose: bool = True,
+                  desc: str = "features") -> torch.Tensor:
+    """Features of ``items`` (row i = item i) with the test transform."""
+    loader = build_test_loader(items, height=height, width=width,
+                               batch_size=batch_size, workers=workers)
+    return extract_features(model, loader, device, amp=amp, verbose=verbose, desc=desc)
+
+
+def evaluate_model(model: nn.Module, dataset, height: int, width: int, batch_size: int,
+                   workers: int, device: torch.device, rerank: bool = False,
+                   amp: Optional[str] = None, verbose: bool = True
+                   ) -> Tuple[EvalResult, torch.Tensor, torch.Tensor]:
+    """Evaluate on ``dataset``'s query/gallery; returns result and both feature sets."""
+    items = query_gallery_items(dataset.query, dataset.gallery)
+    feats = extract_items(model, items, height, width, batch_size, workers, device,
+                          amp=amp, verbose=verbose, desc="test features")
+    query_feats, gallery_feats = split_features(feats, items, dataset.query, dataset.gallery)
+    result = evaluate_features(query_feats, gallery_feats, dataset.query, dataset.gallery,
+                               rerank=rerank)
+    return result, query_feats, gallery_feats
+
+
+def save_features_h5(path: str, query_feats: torch.Tensor, gallery_feats: torch.Tensor,
+                     query: Sequence, gallery: Sequence) -> None:
+    """Write query/gallery features, ids, cameras and paths to an HDF5 file."""
+    import h5py
+    import numpy as np
+
+    from ..utils.io import atomic_open
+
+    with atomic_open(path, "wb") as handle, h5py.File(handle, "w") as h5:
+        for name, feats, items in (("query", query_feats, query), ("gallery", gallery_feats, gallery)):
+            group = h5.create_group(name)
+            group["features"] = feats.numpy()
+            group["pids"] = np.asarray([pid for _, pid, _ in items], dtype=np.int64)
+            group["camids"] = np.asarray([cam for _, _, cam in items], dtype=np.int64)
+            group["paths"] = np.asarray([p for p, _, _ in items], dtype=h5py.string_dtype())
+    logger.info("Saved features to %s", path)

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Stage 1: supervised pre-training on SOURCE, direct-transfer test on TARGET.
+# Usage: sh scripts/pretrain.sh <SOURCE> <TARGET> <SEED> [extra options for examples/source_pretrain.py]
+# Uses every visible GPU (DataParallel), or the CPU when there is none; pick GPUs
+# with CUDA_VISIBLE_DEVICES. Extra options come last, so they override these.
+if [ $# -lt 3 ]
+  then
+    echo "Arguments error: <SOURCE> <TARGET> <SEED> [extra options...]"
+    exit 1
+fi
+SOURCE=$1
+TARGET=$2
+SEED=$3
+shift 3
+
+python examples/source_pretrain.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" --margin 0.0 \
+	--num-instances 4 -b 64 -j 4 --warmup-step 10 --lr 0.00035 --milestones 40 70 --iters 200 --epochs 80 --eval-step 40 \
+	--logs-dir "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}" "$@"

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Evaluate a checkpoint on a target dataset.
+# Usage: sh scripts/test.sh <TARGET> <MODEL_PATH> [extra options for examples/test_model.py]
+if [ $# -lt 2 ]
+  then
+    echo "Arguments error: <TARGET> <MODEL PATH> [extra options...]"
+    exit 1
+fi
+TARGET=$1
+MODEL=$2
+shift 2
+
+python examples/test_model.py -b 256 -j 8 -a resnet50 --dataset-target "${TARGET}" --resume "${MODEL}" "$@"

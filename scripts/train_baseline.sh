@@ -1,0 +1,19 @@
+#!/bin/sh
+# Stage 2 baseline: clustering-based adaptation without LR and IM-SP.
+# Usage: sh scripts/train_baseline.sh <SOURCE> <TARGET> <SEED> [extra options for examples/baseline_train.py]
+# Needs logs/<SOURCE>TO<TARGET>/source-pretrain-<SEED>/model_best.pth.tar (scripts/pretrain.sh).
+if [ $# -lt 3 ]
+  then
+    echo "Arguments error: <SOURCE> <TARGET> <SEED> [extra options...]"
+    exit 1
+fi
+SOURCE=$1
+TARGET=$2
+SEED=$3
+shift 3
+
+python examples/baseline_train.py -ds "${SOURCE}" -dt "${TARGET}" \
+	--num-instances 4 --lr 0.00035 --iters 400 -b 64 --epochs 40 --dropout 0 --lambda-value 0 \
+	--init "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}/model_best.pth.tar" \
+	--logs-dir "logs/${SOURCE}TO${TARGET}/Baseline/seed${SEED}" \
+	--seed "${SEED}" "$@"
