@@ -1,0 +1,190 @@
+"""DBSCAN on a precomputed distance matrix, with eps derived once from rho.
+
+Distances come either as a dense ``(N, N)`` array or as a scipy sparse
+matrix in scikit-learn's precomputed-sparse convention: every stored entry
+(explicit zeros and the diagonal included) is a distance, and an omitted
+pair lies at distance ``fill`` (1 for the Jaccard distance) and is never a
+DBSCAN neighbour.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.cluster import DBSCAN
+from sklearn.neighbors import sort_graph_by_row_values
+
+from dualref.utils.errors import UserError, require
+
+logger = logging.getLogger(__name__)
+
+Distances = Union[np.ndarray, sp.spmatrix, sp.sparray]
+
+__all__ = [
+    "DBSCANClusterer",
+    "cluster_dbscan",
+    "count_clusters",
+    "eps_from_rho",
+]
+
+
+def _canonical_csr(dist: Distances) -> sp.csr_matrix:
+    """CSR view of dist without duplicate entries (copied only when needed)."""
+    m = sp.csr_matrix(dist)
+    if not m.has_canonical_format:
+        # csr_matrix() may share arrays with the caller's matrix: copy first
+        m = m.copy()
+        m.sum_duplicates()
+    return m
+
+
+def _check_square(dist: Distances) -> int:
+    """Return N for an (N, N) matrix, else raise ValueError."""
+    if dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
+        raise ValueError(f"distance matrix must be square, got shape {dist.shape}")
+    return int(dist.shape[0])
+
+
+def _upper_values(dist: Distances, fill: float) -> tuple[np.ndarray, int]:
+    """Strict upper-triangle values that are present, and how many are omitted."""
+    n = _check_square(dist)
+    if sp.issparse(dist):
+        m = _canonical_csr(dist)
+        rows = np.repeat(np.arange(n, dtype=m.indices.dtype), np.diff(m.indptr))
+        upper = m.indices > rows
+        values = m.data[upper]
+        return values, n * (n - 1) // 2 - int(np.count_nonzero(upper))
+    dense = np.asarray(dist)
+    values = np.concatenate([dense[i, i + 1:] for i in range(n)]) if n > 1 else dense[:0, 0]
+    return values, 0
+
+
+def _sorted_smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """The k smallest entries of values, in ascending order (partition, then sort k)."""
+    if k <= 0:
+        return values[:0]
+    if k < values.size:
+        values = np.partition(values, k - 1)[:k]
+    return np.sort(values)
+
+
+def eps_from_rho(dist: Distances, rho: float = 1.6e-3, fill: float = 1.0) -> float:
+    """Mean of the smallest rho-fraction of the non-zero upper-triangular distances.
+
+    Pairs at distance exactly 0 are dropped from both the count and the
+    values. The count is ``round-half-to-even(rho * #pairs)``, as the
+    original's ``np.round``; it is raised to 1 where it would be 0 (the
+    original then averages an empty slice and gets NaN). Pairs omitted from a
+    sparse matrix are non-zero pairs at distance ``fill``: they count, and
+    contribute ``fill`` when the fraction reaches them, so the sparse and
+    the dense form of one matrix give the same eps.
+    """
+    require(0.0 < rho < 1.0, f"--rho must lie in (0, 1), got {rho}")
+    values, n_fill = _upper_values(dist, fill)
+    values = values[values != 0]
+    n_pairs = values.size + n_fill
+    if n_pairs == 0:
+        raise ValueError("no non-zero pairwise distance: cannot derive DBSCAN eps")
+    count = max(1, int(np.round(rho * n_pairs)))
+
+    below = values[values < fill]
+    above = values[values > fill]
+    n_at_fill = n_fill + (values.size - below.size - above.size)
+    # the selection in ascending order, so the mean sums what a full sort would
+    parts = [_sorted_smallest(below, count)]
+    rest = count - parts[0].size
+    if rest > 0:
+        parts.append(np.full(min(rest, n_at_fill), fill, dtype=values.dtype))
+        parts.append(_sorted_smallest(above, rest - parts[-1].size))
+    eps = float(np.mean(np.concatenate(parts), dtype=np.float64))
+    logger.info("eps from rho=%g: %.6f (mean of %d of %d non-zero pairs)",
+                rho, eps, count, n_pairs)
+    return eps
+
+
+def _neighbour_graph(dist: Distances, eps: float) -> sp.csr_matrix:
+    """Sparse graph keeping only entries within eps, diagonal made explicit.
+
+    Entries above eps are never neighbours, so dropping them leaves DBSCAN's
+    result unchanged and keeps scikit-learn's per-row sort cheap.
+    """
+    m = _canonical_csr(dist)
+    n = m.shape[0]
+    keep = m.data <= eps
+    rows = np.repeat(np.arange(n), np.diff(m.indptr))[keep]
+    cols = m.indices[keep]
+    data = m.data[keep]
+    # every point is its own neighbour even where the diagonal was omitted
+    missing_diag = np.setdiff1d(np.arange(n), rows[rows == cols], assume_unique=False)
+    rows = np.concatenate([rows, missing_diag])
+    cols = np.concatenate([cols, missing_diag])
+    data = np.concatenate([data, np.zeros(missing_diag.size, dtype=data.dtype)])
+    graph = sp.csr_matrix((data, (rows, cols)), shape=(n, n))
+    # csr construction from COO sums duplicates; inputs were canonical already
+    return sort_graph_by_row_values(graph, copy=False, warn_when_not_sorted=False)
+
+
+def cluster_dbscan(dist: Distances, eps: float, min_samples: int = 4,
+                   n_jobs: Optional[int] = -1, fill: float = 1.0) -> np.ndarray:
+    """DBSCAN labels (int64, -1 = outlier) on a precomputed distance matrix."""
+    require(min_samples >= 1, f"--min-samples must be >= 1, got {min_samples}")
+    if not eps > 0:
+        raise ValueError(f"DBSCAN eps must be positive, got {eps}")
+    _check_square(dist)
+    if sp.issparse(dist):
+        if eps >= fill:
+            # omitted pairs sit at `fill`: dense DBSCAN would call them neighbours
+            logger.warning("eps=%.4f >= %.4f: omitted sparse pairs are not treated "
+                           "as neighbours, unlike a dense matrix", eps, fill)
+        X: Distances = _neighbour_graph(dist, eps)
+    else:
+        X = np.asarray(dist)
+    model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=n_jobs)
+    labels = model.fit_predict(X).astype(np.int64)
+    n_clusters, n_outliers = count_clusters(labels)
+    logger.info("DBSCAN: %d clusters, %d outliers of %d", n_clusters, n_outliers, labels.size)
+    return labels
+
+
+def count_clusters(labels: np.ndarray) -> tuple[int, int]:
+    """(number of clusters excluding -1, number of outliers labelled -1)."""
+    labels = np.asarray(labels)
+    return int(np.unique(labels[labels >= 0]).size), int(np.count_nonzero(labels == -1))
+
+
+class DBSCANClusterer:
+    """DBSCAN whose eps is fixed from rho at the first call and reused after.
+
+    ``eps`` is public and part of ``state_dict()``, so a resumed run clusters
+    with the eps of its first epoch.
+    """
+
+    def __init__(self, rho: float = 1.6e-3, min_samples: int = 4,
+                 eps: Optional[float] = None, n_jobs: Optional[int] = -1) -> None:
+        require(0.0 < rho < 1.0, f"--rho must lie in (0, 1), got {rho}")
+        require(min_samples >= 1, f"--min-samples must be >= 1, got {min_samples}")
+        if eps is not None and not eps > 0:
+            raise UserError(f"--eps must be positive, got {eps}")
+        self.rho = rho
+        self.min_samples = min_samples
+        self.eps = eps
+        self.n_jobs = n_jobs
+
+    def __call__(self, dist: Distances) -> np.ndarray:
+        """Cluster ``dist``; derive eps first if it is not set yet."""
+        if self.eps is None:
+            self.eps = eps_from_rho(dist, self.rho)
+        return cluster_dbscan(dist, self.eps, self.min_samples, self.n_jobs)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must hold to cluster identically after a resume."""
+        return {"eps": self.eps, "rho": self.rho, "min_samples": self.min_samples}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore eps (and the options it was derived with) from a checkpoint."""
+        eps = state.get("eps")
+        self.eps = None if eps is None else float(eps)
+        self.rho = float(state.get("rho", self.rho))
+        self.min_samples = int(state.get("min_samples", self.min_samples))
