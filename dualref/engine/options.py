@@ -139,3 +139,39 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
 def parse_milestones(values: Sequence[int]) -> list:
     """Sorted list of LR milestones."""
     return sorted(int(v) for v in values)
+
+
+def build_adapt_parser(method: str) -> argparse.ArgumentParser:
+    """Options of ``baseline_train.py`` (method 'baseline') or ``dual_refine_train.py``."""
+    dual = method == "dual"
+    parser = argparse.ArgumentParser(
+        description="Dual-Refinement training" if dual else "Clustering baseline training")
+    add_data_args(parser)
+    add_model_args(parser)
+    add_optim_args(parser, epochs=40, iters=400, eval_step=1)
+    parser.add_argument("--init", default="", metavar="PATH",
+                        help="source-pretrained checkpoint (model_best.pth.tar of stage 1)")
+    parser.add_argument("--resume", default="", metavar="PATH",
+                        help="continue a run from its checkpoint ('auto': this run's latest)")
+    add_cluster_args(parser)
+    group = parser.add_argument_group("losses")
+    group.add_argument("--lmd", type=_non_negative_float, default=0.5,
+                       help="weight of the classification terms")
+    if dual:
+        group.add_argument("--epochs_decay", "--epochs-decay", dest="epochs_decay",
+                           type=_positive_int, default=20, help="lr x0.1 every this many epochs")
+        group.add_argument("--alpha", type=_unit_interval, default=0.5,
+                           help="weight of the refined-label losses (0: no LR)")
+        group.add_argument("--mu", type=_non_negative_float, default=0.1,
+                           help="weight of the spread-out loss (0: no IM-SP)")
+        group.add_argument("--knn", type=_positive_int, default=6,
+                           help="top-k memory slots treated as positives")
+        group.add_argument("--m", type=_non_negative_float, default=0.35,
+                           help="margin of the spread-out loss")
+        group.add_argument("--R", type=_positive_int, default=None,
+                           help="prototypes per cluster for label refinement "
+                                "(default: 5 when the target is market1501, else 2, as the paper)")
+    group.add_argument("--no-random-erasing", dest="random_erasing", action="store_false",
+                       help="disable random erasing of training images")
+    add_runtime_args(parser, logs_dir=True)
+    return parser

@@ -1,0 +1,209 @@
+"""Stage 2: clustering-based adaptation (baseline and Dual-Refinement).
+
+Each epoch: target features -> Jaccard -> DBSCAN (eps fixed at the first
+epoch) -> classifier reset to the cluster centres -> refined labels ->
+new optimiser -> train ``iters`` steps -> evaluate -> checkpoint.
+"""
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..datasets.loaders import build_train_loader
+from ..losses.spread import SpreadLoss
+from ..trainers import ClusterTrainer, LossWeights
+from ..utils.checkpoint import copy_state_dict, load_checkpoint
+from ..utils.device import place_model, resolve_device, unwrap
+from ..utils.errors import UserError
+from ..utils.io import append_jsonl, write_json
+from ..utils.seeding import seed_everything
+from .common import build_model, evaluate_model, extract_items, load_dataset
+from .labels import make_pseudo_labels
+from .state import BEST, load_run_checkpoint, resume_path, save_run_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AdaptConfig:
+    """Every setting of stage 2 (defaults: Dual-Refinement, Duke->Market)."""
+
+    dataset_source: str = "dukemtmc"
+    dataset_target: str = "market1501"
+    data_dir: str = os.path.join("examples", "data")
+    logs_dir: str = os.path.join("logs", "adapt")
+    init: str = ""
+    arch: str = "resnet50"
+    features: int = 0
+    dropout: float = 0.0
+    height: int = 256
+    width: int = 128
+    batch_size: int = 64
+    num_instances: int = 4
+    workers: int = 4
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    epochs: int = 40
+    iters: int = 400
+    epochs_decay: Optional[int] = 20  # None: constant learning rate (the baseline)
+    eval_step: int = 1
+    rho: float = 1.6e-3
+    k1: int = 20
+    k2: int = 6
+    min_samples: int = 4
+    lambda_value: float = 0.0
+    alpha: float = 0.5
+    lmd: float = 0.5
+    mu: float = 0.1
+    knn: int = 6
+    m: float = 0.35
+    R: Optional[int] = None  # None: the paper's choice, 5 for a Market target, else 2
+    norm_features: bool = True  # losses on normalised bn_x (Dual-Refinement) or pooled x
+    random_erasing: bool = True
+    seed: int = 1
+    device: str = "auto"
+    amp: Optional[str] = None
+    resume: Optional[str] = None
+    print_freq: int = 50
+    verbose: bool = True
+
+
+def default_R(dataset_target: str) -> int:
+    """The paper's R: 5 for Duke->Market, 2 for Market->Duke (and other targets)."""
+    return 5 if dataset_target == "market1501" else 2
+
+
+def validate(cfg: AdaptConfig, num_samples: int) -> None:
+    """Reject settings that cannot work, naming the option."""
+    if cfg.R is None:
+        cfg.R = default_R(cfg.dataset_target)
+    if cfg.R < 1:
+        raise UserError(f"--R {cfg.R}: the number of prototypes per cluster must be >= 1")
+    if cfg.mu > 0 and not 1 <= cfg.knn < num_samples - 1:
+        raise UserError(f"--knn {cfg.knn}: must be in [1, {num_samples - 2}] for "
+                        f"{num_samples} target images")
+    if not 0 <= cfg.alpha <= 1:
+        raise UserError(f"--alpha {cfg.alpha}: expected a value in [0, 1]")
+
+
+def epoch_lr(cfg: AdaptConfig, epoch: int) -> float:
+    """Step decay x0.1 every ``epochs_decay`` epochs (constant when None)."""
+    if not cfg.epochs_decay:
+        return cfg.lr
+    return cfg.lr * (0.1 ** (epoch // cfg.epochs_decay))
+
+
+def adapt(cfg: AdaptConfig) -> dict:
+    """Run the adaptation; returns the best and final target results."""
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose)
+    source = (load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose)
+              if cfg.lambda_value > 0 else None)
+    num_samples = len(target.train)
+    validate(cfg, num_samples)
+    model = build_model(cfg.arch, num_classes=num_samples, pretrained=False,
+                        features=cfg.features, dropout=cfg.dropout, norm=cfg.norm_features)
+    model = place_model(model, device)
+    spread = (SpreadLoss(unwrap(model).num_features, num_samples, m=cfg.m, knn=cfg.knn).to(device)
+              if cfg.mu > 0 else None)
+
+    start_epoch, best_mAP, eps = 0, 0.0, None
+    resume = resume_path(cfg.resume, cfg.logs_dir)
+    if resume:
+        state = load_run_checkpoint(resume, model)
+        start_epoch, best_mAP, eps = int(state["epoch"]), float(state["best_mAP"]), state.get("eps")
+        if spread is not None and "memory" in state:
+            spread.memory.data.copy_(state["memory"])
+    elif cfg.init:
+        copy_state_dict(load_checkpoint(cfg.init)["state_dict"], unwrap(model))
+    else:
+        raise UserError("--init PATH is required: the source-pretrained model_best.pth.tar "
+                        "(sh scripts/pretrain.sh SOURCE TARGET SEED writes it)")
+
+    def extract(items, desc):
+        return extract_items(model, items, cfg.height, cfg.width, cfg.batch_size, cfg.workers,
+                             device, amp=cfg.amp, verbose=cfg.verbose, desc=desc)
+
+    def evaluate():
+        return evaluate_model(model, target, cfg.height, cfg.width, cfg.batch_size, cfg.workers,
+                              device, amp=cfg.amp, verbose=cfg.verbose)[0]
+
+    metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
+    true_ids = [pid for _, pid, _ in target.train]
+    for epoch in range(start_epoch, cfg.epochs):
+        record = {"stage": "adapt", "epoch": epoch}
+        tic = time.time()
+        features = extract(target.train, "target features")
+        record["seconds_features"] = time.time() - tic
+        if spread is not None and epoch == 0 and not resume:
+            spread.init_memory(F.normalize(features, dim=1))
+        source_features = extract(source.train, "source features") if source else None
+        pseudo = make_pseudo_labels(
+            features, eps, cfg.rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
+            source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
+            device=device, seed=0, verbose=cfg.verbose)
+        eps = pseudo.eps
+        record.update(pseudo.stats)
+        lr = epoch_lr(cfg, epoch)
+        record["lr"] = lr
+        if pseudo.num_clusters < 2:
+            # Nothing to learn from: keep the weights, say so, and go on.
+            logger.warning("epoch %d: DBSCAN found %d cluster(s); skipping this epoch's training",
+                           epoch, pseudo.num_clusters)
+            record["skipped_training"] = True
+        else:
+            record.update(_train_epoch(cfg, epoch, model, spread, target, pseudo, lr, device))
+        is_best = False
+        if (epoch + 1) % cfg.eval_step == 0 or epoch == cfg.epochs - 1:
+            result = evaluate()
+            is_best = result.mAP > best_mAP
+            best_mAP = max(best_mAP, result.mAP)
+            record["target"] = result.to_dict()
+            logger.info("\n * Finished epoch %3d  model mAP: %5.1f%% best: %5.1f%%%s\n",
+                        epoch, 100 * result.mAP, 100 * best_mAP, " *" if is_best else "")
+        extra = {"eps": eps, "stage": "adapt"}
+        if spread is not None:
+            extra["memory"] = spread.memory.detach().cpu()
+        save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best, **extra)
+        append_jsonl(metrics_path, record)
+
+    logger.info("Test on the best model.")
+    best_path = os.path.join(cfg.logs_dir, BEST)
+    if os.path.exists(best_path):
+        copy_state_dict(load_checkpoint(best_path)["state_dict"], unwrap(model))
+    final = evaluate()
+    results = {"config": asdict(cfg), "best_mAP": best_mAP, "best": final.to_dict()}
+    write_json(os.path.join(cfg.logs_dir, "results.json"), results)
+    return results
+
+
+def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr: float,
+                 device: torch.device) -> dict:
+    """Reset the classifier, build loader and optimiser, train one epoch."""
+    unwrap(model).reset_classifier(pseudo.centers.to(device))
+    items = [(path, int(label), cam) for (path, _, cam), label in zip(target.train, pseudo.labels)]
+    loader = build_train_loader(items, height=cfg.height, width=cfg.width,
+                                batch_size=cfg.batch_size, num_instances=cfg.num_instances,
+                                workers=cfg.workers, iters=cfg.iters,
+                                random_erasing=cfg.random_erasing, seed=cfg.seed * 1000 + epoch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if spread is not None:
+        params += list(spread.parameters())
+    # A new optimiser every epoch, as the original (the memory persists).
+    optimizer = torch.optim.Adam([{"params": [p], "lr": lr, "weight_decay": cfg.weight_decay}
+                                  for p in params])
+    refined = torch.from_numpy(pseudo.refined) if pseudo.refined is not None else None
+    trainer = ClusterTrainer(model, pseudo.num_clusters,
+                             LossWeights(alpha=cfg.alpha, lmd=cfg.lmd, mu=cfg.mu),
+                             refined_labels=refined, spread=spread, device=device, amp=cfg.amp,
+                             print_freq=cfg.print_freq, verbose=cfg.verbose)
+    loader.new_epoch()
+    tic = time.time()
+    losses = trainer.train_epoch(epoch, loader, optimizer, cfg.iters)
+    losses["seconds_train"] = time.time() - tic
+    return losses

@@ -1,0 +1,89 @@
+"""One pseudo-labelling round: features -> Jaccard -> DBSCAN -> refined labels."""
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..clustering.dbscan import cluster_dbscan, eps_from_rho
+from ..clustering.jaccard import compute_jaccard_dist
+from ..clustering.quality import cluster_quality
+from ..clustering.refine import refine_labels
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PseudoLabels:
+    """The outcome of one clustering round (label -1 = outlier)."""
+
+    labels: np.ndarray
+    eps: float
+    refined: Optional[np.ndarray] = None
+    centers: Optional[torch.Tensor] = None
+    stats: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_clusters(self) -> int:
+        return int(self.labels.max()) + 1 if (self.labels >= 0).any() else 0
+
+
+def cluster_centers(features: torch.Tensor, labels: np.ndarray, num_clusters: int) -> torch.Tensor:
+    """Mean feature of each cluster (rows 0..C-1), outliers ignored."""
+    mask = torch.from_numpy(labels >= 0)
+    index = torch.from_numpy(labels[labels >= 0]).long()
+    sums = torch.zeros(num_clusters, features.shape[1]).index_add_(0, index, features[mask].float())
+    counts = torch.bincount(index, minlength=num_clusters).clamp(min=1).unsqueeze(1)
+    return sums / counts
+
+
+def make_pseudo_labels(features: torch.Tensor, eps: Optional[float], rho: float, k1: int,
+                       k2: int, min_samples: int, lambda_value: float = 0.0,
+                       source_features: Optional[torch.Tensor] = None,
+                       refine_R: Optional[int] = None, true_ids: Optional[Sequence[int]] = None,
+                       device: Optional[torch.device] = None, seed: int = 0,
+                       verbose: bool = True) -> PseudoLabels:
+    """Cluster target features; eps is computed from rho when not yet fixed."""
+    stats: Dict[str, float] = {}
+    tic = time.time()
+    dist = compute_jaccard_dist(features, k1=k1, k2=k2, lambda_value=lambda_value,
+                                source_features=source_features, device=device, verbose=verbose)
+    stats["seconds_jaccard"] = time.time() - tic
+    if eps is None:
+        eps = eps_from_rho(dist, rho)
+        logger.info("eps for cluster: %.3f", eps)
+    tic = time.time()
+    labels = np.asarray(cluster_dbscan(dist, eps, min_samples=min_samples), dtype=np.int64)
+    stats["seconds_dbscan"] = time.time() - tic
+    result = PseudoLabels(labels=labels, eps=float(eps))
+    num = result.num_clusters
+    stats.update(num_clusters=num, num_outliers=int((labels < 0).sum()), eps=float(eps))
+    logger.info("Clustered into %d classes (%d outliers)", num, stats["num_outliers"])
+    if num == 0:
+        return _with_quality(result, stats, true_ids)
+    result.centers = F.normalize(cluster_centers(features, labels, num), dim=1)
+    if refine_R is not None:
+        tic = time.time()
+        result.refined = np.asarray(refine_labels(features.numpy(), labels, refine_R, seed=seed),
+                                    dtype=np.int64)
+        stats["seconds_refine"] = time.time() - tic
+    return _with_quality(result, stats, true_ids)
+
+
+def _with_quality(result: PseudoLabels, stats: Dict[str, float],
+                  true_ids: Optional[Sequence[int]]) -> PseudoLabels:
+    """Add pairwise precision/recall/F of the labels against ground truth."""
+    if true_ids is not None:
+        truth = np.asarray(true_ids)
+        for key, value in cluster_quality(result.labels, truth).items():
+            stats[f"dbscan_{key}"] = value
+        if result.refined is not None:
+            # Refined labels are scored on the samples DBSCAN kept, as the paper does.
+            kept = np.where(result.labels >= 0, result.refined, -1)
+            for key, value in cluster_quality(kept, truth).items():
+                stats[f"refined_{key}"] = value
+    result.stats = stats
+    return result

@@ -1,0 +1,150 @@
+"""Stage 1: supervised pre-training on the source, direct transfer to the target."""
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+import torch
+
+from ..datasets.loaders import build_train_loader
+from ..trainers import PreTrainer
+from ..utils.checkpoint import copy_state_dict, load_checkpoint
+from ..utils.device import place_model, resolve_device, unwrap
+from ..utils.errors import UserError
+from ..utils.io import append_jsonl, write_json
+from ..utils.lr_scheduler import WarmupMultiStepLR
+from ..utils.seeding import seed_everything
+from .common import build_model, evaluate_model, load_dataset
+from .state import BEST, load_run_checkpoint, resume_path, save_run_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    """Every setting of stage 1 (defaults: SPEC / the original pretrain.sh)."""
+
+    dataset_source: str = "dukemtmc"
+    dataset_target: str = "market1501"
+    data_dir: str = os.path.join("examples", "data")
+    logs_dir: str = os.path.join("logs", "source-pretrain")
+    arch: str = "resnet50"
+    pretrained: bool = True
+    pretrained_path: Optional[str] = None
+    features: int = 0
+    dropout: float = 0.0
+    height: int = 256
+    width: int = 128
+    batch_size: int = 64
+    num_instances: int = 4
+    workers: int = 4
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    warmup_step: int = 10
+    milestones: List[int] = field(default_factory=lambda: [40, 70])
+    epochs: int = 80
+    iters: int = 200
+    eval_step: int = 40
+    margin: float = 0.0
+    seed: int = 1
+    device: str = "auto"
+    amp: Optional[str] = None
+    rerank: bool = False
+    resume: Optional[str] = None
+    evaluate: bool = False
+    print_freq: int = 50
+    verbose: bool = True
+
+
+def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam([{"params": [p], "lr": lr, "weight_decay": weight_decay}
+                             for p in params])
+
+
+def pretrain(cfg: PretrainConfig) -> dict:
+    """Train on the labelled source; return source and target results."""
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    source = load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose)
+    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose)
+    model = build_model(cfg.arch, num_classes=source.num_train_pids, pretrained=cfg.pretrained
+                        and not (cfg.resume or cfg.evaluate), pretrained_path=cfg.pretrained_path,
+                        features=cfg.features, dropout=cfg.dropout)
+    model = place_model(model, device)
+
+    def evaluate(dataset, name: str):
+        logger.info("Test on %s domain (%s):", name, dataset.name)
+        result, _, _ = evaluate_model(model, dataset, cfg.height, cfg.width, cfg.batch_size,
+                                      cfg.workers, device, rerank=cfg.rerank, amp=cfg.amp,
+                                      verbose=cfg.verbose)
+        return result
+
+    if cfg.evaluate:
+        if not cfg.resume:
+            raise UserError("--evaluate needs --resume PATH (the checkpoint to evaluate)")
+        copy_state_dict(load_checkpoint(cfg.resume)["state_dict"], unwrap(model))
+        results = {"source": evaluate(source, "source").to_dict(),
+                   "target": evaluate(target, "target").to_dict()}
+        write_json(os.path.join(cfg.logs_dir, "results_evaluate.json"), results)
+        return results
+
+    loader_args = dict(height=cfg.height, width=cfg.width, batch_size=cfg.batch_size,
+                       workers=cfg.workers, iters=cfg.iters)
+    source_loader = build_train_loader(source.train, num_instances=cfg.num_instances,
+                                       seed=cfg.seed, **loader_args)
+    target_loader = build_train_loader(target.train, num_instances=0, seed=cfg.seed + 1,
+                                       **loader_args)
+    optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
+    scheduler = WarmupMultiStepLR(optimizer, cfg.milestones, gamma=0.1, warmup_factor=0.01,
+                                  warmup_iters=cfg.warmup_step)
+    start_epoch, best_mAP = 0, 0.0
+    resume = resume_path(cfg.resume, cfg.logs_dir)
+    if resume:
+        state = load_run_checkpoint(resume, model)
+        start_epoch, best_mAP = int(state["epoch"]), float(state["best_mAP"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            source_loader.load_state_dict(state["source_loader"])
+            target_loader.load_state_dict(state["target_loader"])
+
+    trainer = PreTrainer(model, source.num_train_pids, target_loader, margin=cfg.margin,
+                         device=device, amp=cfg.amp, print_freq=cfg.print_freq,
+                         verbose=cfg.verbose)
+    metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
+    for epoch in range(start_epoch, cfg.epochs):
+        # Stepped before training, as the original: epoch e trains at the
+        # schedule's value for e + 1 (warm-up starts at 0.109x, not 0.01x).
+        scheduler.step()
+        source_loader.new_epoch()
+        target_loader.new_epoch()
+        tic = time.time()
+        losses = trainer.train_epoch(epoch, source_loader, optimizer, cfg.iters)
+        record = {"stage": "pretrain", "epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                  "train_seconds": time.time() - tic, **losses}
+        is_best = False
+        if (epoch + 1) % cfg.eval_step == 0 or epoch == cfg.epochs - 1:
+            result = evaluate(source, "source")
+            is_best = result.mAP > best_mAP
+            best_mAP = max(best_mAP, result.mAP)
+            record["source"] = result.to_dict()
+            logger.info("\n * Finished epoch %3d  source mAP: %5.1f%%  best: %5.1f%%%s\n",
+                        epoch, 100 * result.mAP, 100 * best_mAP, " *" if is_best else "")
+        save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best,
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                            source_loader=source_loader.state_dict(),
+                            target_loader=target_loader.state_dict(), stage="pretrain")
+        append_jsonl(metrics_path, record)
+
+    best_path = os.path.join(cfg.logs_dir, BEST)
+    if os.path.exists(best_path):
+        copy_state_dict(load_checkpoint(best_path)["state_dict"], unwrap(model))
+    target_result = evaluate(target, "target")
+    results = {"config": asdict(cfg), "best_source_mAP": best_mAP,
+               "direct_transfer": target_result.to_dict()}
+    write_json(os.path.join(cfg.logs_dir, "results.json"), results)
+    append_jsonl(metrics_path, {"stage": "pretrain", "epoch": cfg.epochs,
+                                "target": target_result.to_dict()})
+    return results

@@ -1,0 +1,53 @@
+"""Run checkpoints: the authors' format plus everything a resume needs."""
+import logging
+import os
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
+
+from ..utils.checkpoint import copy_state_dict, load_checkpoint, save_checkpoint
+from ..utils.device import unwrap
+from ..utils.seeding import get_rng_state, set_rng_state
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pth.tar"
+BEST = "model_best.pth.tar"
+
+
+def release_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """State dict with ``module.``-prefixed keys, as the authors' DataParallel saved it."""
+    return {f"module.{k}": v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
+
+
+def save_run_checkpoint(logs_dir: str, model: nn.Module, epoch: int, best_mAP: float,
+                        is_best: bool, **extra: Any) -> None:
+    """Atomically write ``checkpoint.pth.tar`` (and ``model_best.pth.tar`` if best).
+
+    ``epoch`` is the number of finished epochs, as in the original.
+    ``extra`` holds resume state: optimiser, scheduler, loaders, memory, eps...
+    """
+    state = {"state_dict": release_state_dict(model), "epoch": int(epoch),
+             "best_mAP": float(best_mAP), "rng": get_rng_state()}
+    state.update(extra)
+    save_checkpoint(state, is_best, fpath=os.path.join(logs_dir, CHECKPOINT))
+
+
+def resume_path(resume: Optional[str], logs_dir: str) -> Optional[str]:
+    """``--resume auto`` means this run's own checkpoint, if there is one."""
+    if resume == "auto":
+        path = os.path.join(logs_dir, CHECKPOINT)
+        return path if os.path.exists(path) else None
+    return resume or None
+
+
+def load_run_checkpoint(path: str, model: nn.Module) -> Dict[str, Any]:
+    """Load weights into ``model`` and restore the RNG states; returns the state."""
+    state = load_checkpoint(path)
+    copy_state_dict(state["state_dict"], unwrap(model))
+    if "rng" in state:
+        set_rng_state(state["rng"])
+    logger.info("=> Resumed %s: epoch %s, best mAP %.1f%%", path, state.get("epoch"),
+                100 * float(state.get("best_mAP", 0.0)))
+    return state

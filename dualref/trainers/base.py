@@ -1,0 +1,118 @@
+"""Shared training loop: meters, backward/step, AMP, progress bar, log lines."""
+import logging
+import time
+from collections import defaultdict
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..datasets.loaders import IterLoader
+from ..features import autocast_context
+
+logger = logging.getLogger(__name__)
+
+
+class AverageMeter:
+    """Running value and average of a scalar."""
+
+    def __init__(self) -> None:
+        self.val = self.sum = 0.0
+        self.count = 0
+
+    def update(self, value: float, n: int = 1) -> None:
+        self.val = float(value)
+        self.sum += float(value) * n
+        self.count += n
+
+    @property
+    def avg(self) -> float:
+        return self.sum / max(self.count, 1)
+
+
+def accuracy_top1(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max equals the target."""
+    return float((logits.argmax(dim=1) == targets).float().mean())
+
+
+class Trainer:
+    """Runs ``iters`` steps of :meth:`compute_losses` per epoch.
+
+    Subclasses implement ``compute_losses(batch) -> dict`` whose ``'loss'``
+    entry is optimised; every other entry is a logged scalar.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, amp: Optional[str] = None,
+                 print_freq: int = 50, verbose: bool = True) -> None:
+        self.model = model
+        self.device = device
+        self.amp = amp
+        self.print_freq = print_freq
+        self.verbose = verbose
+        # float16 needs loss scaling; bfloat16 has float32's range and does not.
+        enabled = amp == "fp16" and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=enabled) if enabled else None
+
+    def compute_losses(self, batch) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def before_optimizer_step(self) -> None:
+        """Hook between backward and ``optimizer.step()`` (e.g. gradient scaling)."""
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True)
+
+    def train_epoch(self, epoch: int, batches: IterLoader, optimizer: torch.optim.Optimizer,
+                    iters: int) -> Dict[str, float]:
+        """Train one epoch; returns the epoch averages of every logged term."""
+        self.model.train()
+        meters: Dict[str, AverageMeter] = defaultdict(AverageMeter)
+        batch_time, data_time = AverageMeter(), AverageMeter()
+        end = time.time()
+        bar = tqdm(range(iters), desc=f"epoch {epoch}", disable=not self.verbose,
+                   leave=False, dynamic_ncols=True)
+        for i in bar:
+            batch = batches.next()
+            data_time.update(time.time() - end)
+            with autocast_context(self.device, self.amp):
+                terms = self.compute_losses(batch)
+            self._step(terms["loss"], optimizer)
+            for name, value in terms.items():
+                meters[name].update(float(value))
+            batch_time.update(time.time() - end)
+            end = time.time()
+            bar.set_postfix({k: f"{m.avg:.3f}" for k, m in meters.items()}, refresh=False)
+            if (i + 1) % self.print_freq == 0:
+                logger.info(self._log_line(epoch, i + 1, iters, batch_time, data_time, meters))
+        averages = {name: meter.avg for name, meter in meters.items()}
+        averages["time_per_iter"] = batch_time.avg
+        return averages
+
+    def _step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {float(loss)}; lower --lr or disable --amp")
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optimizer)
+            self.before_optimizer_step()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.before_optimizer_step()
+            optimizer.step()
+
+    @staticmethod
+    def _log_line(epoch: int, i: int, iters: int, batch_time: AverageMeter,
+                  data_time: AverageMeter, meters: Dict[str, AverageMeter]) -> str:
+        parts = [f"Epoch: [{epoch}][{i}/{iters}]",
+                 f"Time {batch_time.val:.3f} ({batch_time.avg:.3f})",
+                 f"Data {data_time.val:.3f} ({data_time.avg:.3f})"]
+        for name, meter in meters.items():
+            if name == "prec":
+                parts.append(f"Prec {meter.val:.2%} ({meter.avg:.2%})")
+            else:
+                parts.append(f"{name} {meter.val:.3f} ({meter.avg:.3f})")
+        return "\t".join(parts)
