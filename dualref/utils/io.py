@@ -64,9 +64,7 @@ def read_jsonl(path: PathLike) -> list:
 
 def _to_builtin(obj: Any) -> Any:
     """JSON fallback for numpy / torch scalars and paths."""
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
         return obj.tolist()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)

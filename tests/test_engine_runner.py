@@ -1,0 +1,34 @@
+"""User mistakes end with one line on stderr and exit code 2."""
+import argparse
+
+import pytest
+
+from dualref.engine.runner import run_main
+from dualref.utils.errors import UserError
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="tool")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _fail(args):
+    raise UserError("--rho 2: expected a number in (0, 1)")
+
+
+def test_user_error_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_main(_parser(), _fail, argv=[])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "tool: error: --rho 2: expected a number in (0, 1)\n"
+
+
+def test_debug_keeps_the_traceback():
+    with pytest.raises(UserError):
+        run_main(_parser(), _fail, argv=["--debug"])
+
+
+def test_success_returns_main_value():
+    assert run_main(_parser(), lambda args: 7, argv=[]) == 7
