@@ -109,16 +109,15 @@ def adapt(cfg: AdaptConfig) -> dict:
     model = build_model(cfg.arch, num_classes=num_samples, pretrained=False,
                         features=cfg.features, dropout=cfg.dropout, norm=cfg.norm_features)
     model = place_model(model, device)
-    spread = (SpreadLoss(unwrap(model).num_features, num_samples, m=cfg.m, knn=cfg.knn).to(device)
-              if cfg.mu > 0 else None)
+    spread: Optional[SpreadLoss] = None  # the instance memory, created at the first epoch
 
     start_epoch, best_mAP, eps = 0, 0.0, None
     resume = resume_path(cfg.resume, cfg.logs_dir)
     if resume:
         state = load_run_checkpoint(resume, model)
         start_epoch, best_mAP, eps = int(state["epoch"]), float(state["best_mAP"]), state.get("eps")
-        if spread is not None and "memory" in state:
-            spread.memory.data.copy_(state["memory"])
+        if cfg.mu > 0 and "memory" in state:
+            spread = _spread_loss(cfg, state["memory"], device)
     elif cfg.init:
         copy_state_dict(load_checkpoint(cfg.init)["state_dict"], unwrap(model))
     else:
@@ -140,8 +139,8 @@ def adapt(cfg: AdaptConfig) -> dict:
         tic = time.time()
         features = extract(target.train, "target features")
         record["seconds_features"] = time.time() - tic
-        if spread is not None and epoch == 0 and not resume:
-            spread.init_memory(F.normalize(features, dim=1))
+        if cfg.mu > 0 and spread is None:
+            spread = _spread_loss(cfg, F.normalize(features, dim=1), device)
         source_features = extract(source.train, "source features") if source else None
         pseudo = make_pseudo_labels(
             features, eps, cfg.rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
@@ -180,6 +179,13 @@ def adapt(cfg: AdaptConfig) -> dict:
     results = {"config": asdict(cfg), "best_mAP": best_mAP, "best": final.to_dict()}
     write_json(os.path.join(cfg.logs_dir, "results.json"), results)
     return results
+
+
+def _spread_loss(cfg: AdaptConfig, memory: torch.Tensor, device: torch.device) -> SpreadLoss:
+    """The instance memory; its gradient is divided by lmd, as the original does
+    before each step, so that lmd weighs only the classification terms."""
+    return SpreadLoss(memory.shape[1], memory.shape[0], init_memory=memory, m=cfg.m,
+                      knn=cfg.knn, grad_scale=1.0 / cfg.lmd if cfg.lmd > 0 else 1.0).to(device)
 
 
 def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr: float,

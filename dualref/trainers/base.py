@@ -36,6 +36,13 @@ def accuracy_top1(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float((logits.argmax(dim=1) == targets).float().mean())
 
 
+def _grad_scaler(device: torch.device):
+    """A loss scaler for float16 (``torch.amp`` on torch >= 2.3, else ``torch.cuda.amp``)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type)
+    return torch.cuda.amp.GradScaler()
+
+
 class Trainer:
     """Runs ``iters`` steps of :meth:`compute_losses` per epoch.
 
@@ -51,14 +58,10 @@ class Trainer:
         self.print_freq = print_freq
         self.verbose = verbose
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
-        enabled = amp == "fp16" and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(device.type, enabled=enabled) if enabled else None
+        self.scaler = _grad_scaler(device) if amp == "fp16" and device.type == "cuda" else None
 
     def compute_losses(self, batch) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
-
-    def before_optimizer_step(self) -> None:
-        """Hook between backward and ``optimizer.step()`` (e.g. gradient scaling)."""
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(self.device, non_blocking=True)
@@ -95,13 +98,10 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(optimizer)
-            self.before_optimizer_step()
             self.scaler.step(optimizer)
             self.scaler.update()
         else:
             loss.backward()
-            self.before_optimizer_step()
             optimizer.step()
 
     @staticmethod

@@ -71,12 +71,3 @@ class ClusterTrainer(Trainer):
         terms = {k: (v if k == "loss" else v.detach()) for k, v in terms.items()}
         terms["prec"] = accuracy_top1(logits.detach(), labels)
         return terms
-
-    def before_optimizer_step(self) -> None:
-        # The memory's gradient is divided by lmd so that lmd only weighs the
-        # classification terms, not the memory update (as the original does).
-        lmd = self.weights.lmd
-        if self.spread is not None and lmd > 0:
-            for param in self.spread.parameters():
-                if param.grad is not None:
-                    param.grad.mul_(1.0 / lmd)
