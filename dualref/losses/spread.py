@@ -14,17 +14,37 @@ from ..utils.errors import require
 _NORM_EPS = 1e-12
 
 
-class _ScaleGrad(torch.autograd.Function):
-    """Identity in the forward pass; multiplies the incoming gradient by ``scale``."""
+class _CosineToSlots(torch.autograd.Function):
+    """``inputs @ normalise(memory)^T`` whose backward allocates a single N x d gradient.
+
+    Autograd through ``mm`` and ``norm`` would build several N x d temporaries;
+    here the memory gradient is one ``mm`` plus an in-place correction, and it is
+    multiplied by ``scale`` (the memory's gradient factor) at the same time.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, inputs: torch.Tensor, memory: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        norms = memory.norm(dim=1).clamp_min(_NORM_EPS)
+        sim = (inputs @ memory.t()).div_(norms)
         ctx.scale = scale
-        return x.view_as(x)
+        ctx.save_for_backward(inputs, memory, norms, sim)
+        return sim
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad * ctx.scale, None
+        inputs, memory, norms, sim = ctx.saved_tensors
+        grad_over_norm = grad / norms
+        grad_inputs = grad_memory = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = grad_over_norm @ memory
+        if ctx.needs_input_grad[1]:
+            # d s_bj / d M_j = f_b / n_j - s_bj M_j / n_j^2; the second term vanishes
+            # for slots whose norm was clamped to eps (as for F.normalize).
+            radial = (grad * sim).sum(dim=0) / norms.square()
+            radial = radial.masked_fill(norms <= _NORM_EPS, 0.0) * ctx.scale
+            grad_memory = (grad_over_norm * ctx.scale).t() @ inputs
+            grad_memory.addcmul_(memory, radial.unsqueeze(1), value=-1.0)
+        return grad_inputs, grad_memory, None
 
 
 def _initial_memory(init_memory, num_samples: int, num_features: int) -> torch.Tensor:
@@ -127,15 +147,9 @@ class SpreadLoss(nn.Module):
 
     def similarities(self, inputs: torch.Tensor) -> torch.Tensor:
         """Return ``inputs . normalise(memory)^T`` (B x N, at least float32), gradient scaling applied."""
-        memory = self.memory
-        if self._grad_scale != 1.0:
-            memory = _ScaleGrad.apply(memory, self._grad_scale)
         # At least float32 (bf16/fp16 inputs are upcast); float64 stays float64.
-        dtype = torch.promote_types(torch.promote_types(inputs.dtype, memory.dtype), torch.float32)
-        memory = memory.to(dtype)
-        # Dividing the B x N product by the slot norms avoids an N x d normalised copy.
-        norms = memory.norm(dim=1).clamp_min(_NORM_EPS)
-        return (inputs.to(dtype) @ memory.t()) / norms
+        dtype = torch.promote_types(torch.promote_types(inputs.dtype, self.memory.dtype), torch.float32)
+        return _CosineToSlots.apply(inputs.to(dtype), self.memory.to(dtype), self._grad_scale)
 
     def forward(self, inputs: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
         """Return the scalar spread-out loss of features ``inputs`` (B x d) at slots ``indexes`` (B)."""
