@@ -1,0 +1,171 @@
+"""Image dataset over (path, pid, camid) lists and the train/test DataLoader builders."""
+import logging
+import os
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+
+from dualref.datasets.samplers import RandomMultipleGallerySampler, check_batch_size
+from dualref.datasets.transforms import build_test_transform, build_train_transform
+from dualref.utils.errors import UserError
+from dualref.utils.seeding import worker_init_fn
+
+logger = logging.getLogger(__name__)
+
+Item = tuple[str, int, int]
+
+
+class ImageDataset(Dataset):
+    """Items ``(path, pid, camid)`` -> ``(image, path, pid, camid, index)``.
+
+    ``index`` is the item's position in the list, i.e. its row in the feature
+    matrix and its slot in the instance memory.
+    """
+
+    def __init__(self, items: Sequence[Item], root: Optional[str] = None,
+                 transform: Optional[Callable[[Image.Image], Any]] = None) -> None:
+        self.items = list(items)
+        self.root = root
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Any, str, int, int, int]:
+        path, pid, camid = self.items[index]
+        full = os.path.join(self.root, path) if self.root is not None else path
+        try:
+            with Image.open(full) as raw:
+                img = raw.convert("RGB")
+        except OSError as err:  # missing, truncated or not an image
+            raise UserError(f"cannot read image {full}: {err}") from err
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, path, pid, camid, index
+
+
+class IterLoader:
+    """Iteration-based view of a DataLoader: ``len()`` batches per epoch, restarting it when exhausted.
+
+    ``new_epoch()`` starts a fresh pass (dropping what was left of the previous
+    one, as the authors' loop does at every epoch); ``next()`` returns a batch.
+    """
+
+    def __init__(self, loader: DataLoader, length: Optional[int] = None) -> None:
+        self.loader = loader
+        self.length = length
+        self._iter: Optional[Iterator] = None
+
+    def __len__(self) -> int:
+        return self.length if self.length is not None else len(self.loader)
+
+    def new_epoch(self) -> None:
+        """Start a fresh pass over the underlying loader."""
+        self._iter = iter(self.loader)
+
+    def next(self) -> Any:
+        """Next batch, restarting the underlying loader when it runs out."""
+        if self._iter is None:
+            self.new_epoch()
+        try:
+            return next(self._iter)
+        except StopIteration:
+            self.new_epoch()
+            try:
+                return next(self._iter)
+            except StopIteration:
+                raise RuntimeError("the underlying DataLoader yields no batch at all") from None
+
+    def state_dict(self) -> dict[str, Any]:
+        """RNG state of the sampler and of the worker seeds (tensors and ints only)."""
+        state: dict[str, Any] = {}
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "state_dict"):
+            state["sampler"] = sampler.state_dict()
+        elif getattr(sampler, "generator", None) is not None:
+            state["sampler_generator"] = sampler.generator.get_state()
+        if getattr(self.loader, "generator", None) is not None:
+            state["generator"] = self.loader.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the next :meth:`new_epoch` continues the saved run."""
+        sampler = getattr(self.loader, "sampler", None)
+        if "sampler" in state:
+            sampler.load_state_dict(state["sampler"])
+        if "sampler_generator" in state:
+            sampler.generator.set_state(state["sampler_generator"])
+        if "generator" in state:
+            self.loader.generator.set_state(state["generator"])
+        self._iter = None
+
+    def __iter__(self) -> Iterator[Any]:
+        """One epoch: a fresh pass, ``len(self)`` batches."""
+        self.new_epoch()
+        for _ in range(len(self)):
+            yield self.next()
+
+
+def _train_sampler(items: Sequence[Item], batch_size: int, num_instances: int, seed: int) -> Sampler:
+    """Identity sampler, or plain shuffling when ``num_instances`` is 0 (the authors' target loader)."""
+    if num_instances > 0:
+        sampler: Sampler = RandomMultipleGallerySampler(items, num_instances=num_instances, seed=seed)
+    else:
+        sampler = RandomSampler(items, generator=torch.Generator().manual_seed(seed))
+    if len(sampler) < batch_size:
+        raise UserError(f"--batch-size {batch_size} exceeds the {len(sampler)} samples one pass over "
+                        f"the training set yields; lower --batch-size")
+    return sampler
+
+
+def build_train_loader(
+    items: Sequence[Item],
+    height: int,
+    width: int,
+    batch_size: int,
+    num_instances: int,
+    workers: int,
+    iters: Optional[int],
+    random_erasing: bool = False,
+    seed: int = 0,
+    root: Optional[str] = None,
+) -> IterLoader:
+    """Endless augmented training loader of ``iters`` batches per epoch (P x K identity batches)."""
+    check_batch_size(batch_size, num_instances)
+    sampler = _train_sampler(items, batch_size, num_instances, seed)
+    loader = DataLoader(
+        ImageDataset(items, root=root, transform=build_train_transform(height, width, random_erasing)),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+        worker_init_fn=worker_init_fn,
+        # Drives the per-worker seeds, so augmentation repeats for a given seed.
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
+    return IterLoader(loader, length=iters)
+
+
+def build_test_loader(
+    items: Sequence[Item],
+    height: int,
+    width: int,
+    batch_size: int,
+    workers: int,
+    root: Optional[str] = None,
+) -> DataLoader:
+    """Ordered loader without augmentation: batch rows follow the item order."""
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size} must be at least 1")
+    return DataLoader(
+        ImageDataset(items, root=root, transform=build_test_transform(height, width)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        worker_init_fn=worker_init_fn,
+    )
