@@ -6,6 +6,10 @@ fixed seed, n_init restarts) on its L2-normalised features gives R
 prototypes; a cluster with R or fewer members uses its mean R times. The
 prototypes are L2-normalised, and every sample (outliers included) takes
 the cluster maximising the sum of cosines to that cluster's R prototypes.
+
+Cost: one scikit-learn KMeans per cluster (~5-7 ms each on an idle core,
+Python overhead mostly), so Market-sized data (~760 clusters) takes
+seconds; ``n_jobs`` spreads the clusters over joblib worker processes.
 """
 from __future__ import annotations
 
