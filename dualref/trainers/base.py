@@ -82,7 +82,7 @@ class Trainer:
                 terms = self.compute_losses(batch)
             self._step(terms["loss"], optimizer)
             for name, value in terms.items():
-                meters[name].update(float(value))
+                meters[name].update(value.item() if torch.is_tensor(value) else value)
             batch_time.update(time.time() - end)
             end = time.time()
             bar.set_postfix({k: f"{m.avg:.3f}" for k, m in meters.items()}, refresh=False)
