@@ -116,7 +116,8 @@ def test_cmc_matches_open_reid_loop(blocks, case, scs, fmb, topk):
 @pytest.mark.parametrize("scs", [False, True])
 def test_single_shot_mean_matches_exact_expectation(scs):
     args = _random_case(3, m=8, n=30, n_ids=4, n_cams=2, ties=True)
-    runs = [cmc(*args, topk=10, separate_camera_set=scs, single_gallery_shot=True, seed=s) for s in range(150)]
+    runs = [cmc(*args, topk=10, separate_camera_set=scs, single_gallery_shot=True, seed=s)
+            for s in range(150)]
     want = expected_single_shot(*args, topk=10, scs=scs)
     np.testing.assert_allclose(np.mean(runs, axis=0), want, atol=0.02)
     assert np.all(np.asarray(runs) <= 1) and np.all(np.diff(runs, axis=1) >= 0)
@@ -220,11 +221,21 @@ def test_no_valid_query_raises(metric):
 
 @pytest.mark.parametrize("bad", [
     dict(distmat=np.zeros(4)), dict(query_ids=[0, 1]), dict(gallery_cams=[0.5, 1, 1]),
-    dict(distmat=np.array([[np.nan, 1, 2]] * 3)), dict(topk=0),
+    dict(distmat=np.array([[np.nan, 1, 2]] * 3)), dict(topk=0), dict(seed=-1),
 ])
 def test_bad_inputs_raise_user_error(bad):
     kwargs = dict(distmat=np.ones((3, 3)), query_ids=[0, 1, 2], gallery_ids=[0, 1, 2],
                   query_cams=[0, 0, 0], gallery_cams=[1, 1, 1])
     kwargs.update(bad)
     with pytest.raises(UserError):
-        cmc(**kwargs) if "topk" in bad else mean_ap(**kwargs)
+        cmc(**kwargs) if {"topk", "seed"} & set(bad) else mean_ap(**kwargs)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("flags", [None, dict(first_match_break=True), dict(separate_camera_set=True),
+                                   dict(), dict(single_gallery_shot=True)])
+def test_non_finite_distances_raise_user_error(bad_value, flags):
+    dist, qid, gid, qcam, gcam = _random_case(2)
+    dist[3, 7] = bad_value
+    with pytest.raises(UserError, match="NaN or infinite"):
+        mean_ap(dist, qid, gid, qcam, gcam) if flags is None else cmc(dist, qid, gid, qcam, gcam, **flags)

@@ -11,6 +11,7 @@ and ranks are counts of items ordered before a match.
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 import os
 
 import numpy as np
@@ -20,6 +21,7 @@ from dualref.utils.errors import UserError
 
 _CHUNK_ELEMENTS = 1 << 22  # ~16 MB of float32 per block of queries
 _SINGLE_SHOT_REPEATS = 10  # as in open-reid's CUHK03 protocol
+_NO_VALID = "no query has a gallery item with its id on another camera"
 
 
 class NoValidQueryError(UserError, RuntimeError):
@@ -40,12 +42,12 @@ class _Inputs:
 
 def mean_ap(distmat, query_ids=None, gallery_ids=None,
             query_cams=None, gallery_cams=None) -> float:
-    """Mean over valid queries of average precision (sklearn semantics: tied distances are one threshold)."""
+    """Mean over valid queries of average precision; tied distances form one threshold (as sklearn)."""
     inp = _prepare(distmat, query_ids, gallery_ids, query_cams, gallery_cams)
-    parts = _map_chunks(lambda rows: _ap_chunk(inp, rows), inp)
+    parts = _map_chunks(partial(_ap_chunk, inp), inp)
     total, valid = np.sum(parts, axis=0)
     if valid == 0:
-        raise NoValidQueryError("mean_ap: no query has a gallery match with the same id and another camera")
+        raise NoValidQueryError(f"mean_ap: {_NO_VALID}")
     return float(total / valid)
 
 
@@ -60,22 +62,24 @@ def cmc(distmat, query_ids=None, gallery_ids=None, query_cams=None, gallery_cams
     per id, 10 times per query, from a generator seeded by ``seed`` (the
     original used the global numpy state); each sample weighs 1/10 with or
     without ``first_match_break`` (the original weighed 1 there, giving values
-    above 1).  Ranks past the gallery size repeat the last value.
+    above 1); results are fixed for a given seed and matrix shape.  Ranks
+    past the gallery size repeat the last value.
     """
-    if isinstance(topk, bool) or not isinstance(topk, (int, np.integer)) or topk < 1:
-        raise UserError(f"cmc: topk must be a positive integer, got {topk!r}")
+    for name, value, low in (("topk", topk, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise UserError(f"cmc: {name} must be an integer >= {low}, got {value!r}")
     inp = _prepare(distmat, query_ids, gallery_ids, query_cams, gallery_cams)
     if single_gallery_shot:
-        fn = lambda rows: _single_shot_chunk(inp, rows, topk, separate_camera_set, seed)
+        fn = partial(_single_shot_chunk, inp, topk=topk, separate_camera_set=separate_camera_set, seed=seed)
     elif first_match_break:
-        fn = lambda rows: _first_match_chunk(inp, rows, topk, separate_camera_set)
+        fn = partial(_first_match_chunk, inp, topk=topk, separate_camera_set=separate_camera_set)
     else:
-        fn = lambda rows: _all_matches_chunk(inp, rows, topk, separate_camera_set)
+        fn = partial(_all_matches_chunk, inp, topk=topk, separate_camera_set=separate_camera_set)
     parts = _map_chunks(fn, inp)
     hist = np.sum([h for h, _ in parts], axis=0)
     weight = sum(w for _, w in parts)  # valid queries (x repeats when sampling)
     if weight == 0:
-        raise NoValidQueryError("cmc: no query has a gallery match with the same id and another camera")
+        raise NoValidQueryError(f"cmc: {_NO_VALID}")
     # Summed 1/#matches weights can overshoot 1 by an ulp.
     return np.minimum(np.cumsum(hist) / weight, 1.0)
 
@@ -139,12 +143,17 @@ class _Block:
     match: np.ndarray  # (c, L) same id, other camera
     junk: np.ndarray   # (c, L) same id, same camera: removed from the ranking
     md: np.ndarray     # (c, L) match distances, NaN elsewhere
+    jd: np.ndarray     # (c, L) junk distances, NaN elsewhere
+
+
+def _check_finite(ok: bool) -> None:
+    if not ok:  # sklearn refuses these too
+        raise UserError("distmat: contains NaN or infinite distances")
 
 
 def _block(inp: _Inputs, rows: slice) -> _Block:
+    """The block's distances (a view) and, per query, the gallery items sharing its id."""
     dist = inp.dist[rows]
-    if not np.isfinite(dist).all():
-        raise UserError("distmat: contains NaN or infinite distances")
     start, stop = inp.start[rows], inp.stop[rows]
     slot = np.arange(max(int((stop - start).max(initial=0)), 1))
     inlist = slot < (stop - start)[:, None]
@@ -152,8 +161,8 @@ def _block(inp: _Inputs, rows: slice) -> _Block:
     cols = np.where(inlist, inp.by_id[np.minimum(start[:, None] + slot, n - 1)], 0)
     same_cam = inp.gcams[cols] == inp.qcams[rows, None]
     match, junk = inlist & ~same_cam, inlist & same_cam
-    md = np.where(match, np.take_along_axis(dist, cols, axis=1), np.nan)
-    return _Block(dist, cols, match, junk, md)
+    same_id = np.take_along_axis(dist, cols, axis=1)
+    return _Block(dist, cols, match, junk, np.where(match, same_id, np.nan), np.where(junk, same_id, np.nan))
 
 
 def _ranked(blk: _Block, inp: _Inputs, rows: slice, separate_camera_set: bool) -> np.ndarray:
@@ -212,10 +221,12 @@ def _hist(ranks: np.ndarray, weights: np.ndarray, topk: int) -> np.ndarray:
 
 def _ap_chunk(inp: _Inputs, rows: slice) -> tuple:
     blk = _block(inp, rows)
-    dc = _ranked(blk, inp, rows, separate_camera_set=False)
+    ranked = np.sort(blk.dist, axis=1)
+    _check_finite(np.isfinite(ranked[:, [0, -1]]).all())  # NaN sorts last
     ms = np.sort(blk.md, axis=1)  # NaN padding sorts last
     n_match = blk.match.sum(axis=1)
-    seen = _bisect(np.sort(dc, axis=1), ms, right=True)  # ranked items up to each threshold
+    # Items up to each threshold, junk (same id and camera) taken back out.
+    seen = _bisect(ranked, ms, right=True) - _bisect(np.sort(blk.jd, axis=1), ms, right=True)
     hits = _bisect(ms, ms, right=True)  # matches up to each threshold (ties share it)
     prec = np.divide(hits, seen, out=np.zeros(ms.shape), where=~np.isnan(ms))
     has = n_match > 0
@@ -227,13 +238,19 @@ def _first_match_chunk(inp: _Inputs, rows: slice, topk: int, separate_camera_set
     has = blk.match.any(axis=1)
     v = np.min(np.where(blk.match, blk.md, np.inf), axis=1)
     f = np.min(np.where(blk.match & (blk.md == v[:, None]), blk.cols, np.iinfo(np.int64).max), axis=1)
-    dc = _ranked(blk, inp, rows, separate_camera_set)
-    ranks = _rank_before(dc[has], v[has, None], f[has, None])[:, 0]
-    return _hist(ranks, np.ones(len(ranks)), topk), int(has.sum())
+    v = np.where(has, v, np.nan)  # NaN matches nothing, so match-less rows cost no tie-breaking
+    _check_finite(np.isfinite(blk.dist).all())
+    if separate_camera_set:
+        ranks = _rank_before(_ranked(blk, inp, rows, True), v[:, None], f[:, None])[:, 0]
+    else:  # count on the distances as they are, then take junk back out: no copy
+        junk_before = (blk.jd < v[:, None]) | ((blk.jd == v[:, None]) & (blk.cols < f[:, None]))
+        ranks = _rank_before(blk.dist, v[:, None], f[:, None])[:, 0] - junk_before.sum(axis=1)
+    return _hist(ranks[has], np.ones(int(has.sum())), topk), int(has.sum())
 
 
 def _all_matches_chunk(inp: _Inputs, rows: slice, topk: int, separate_camera_set: bool) -> tuple:
     blk = _block(inp, rows)
+    _check_finite(np.isfinite(blk.dist).all())
     order = np.lexsort((blk.cols, blk.md), axis=1)  # by (distance, column), NaN padding last
     v = np.take_along_axis(blk.md, order, axis=1)
     vcol = np.take_along_axis(blk.cols, order, axis=1)
@@ -249,6 +266,7 @@ def _all_matches_chunk(inp: _Inputs, rows: slice, topk: int, separate_camera_set
 def _single_shot_chunk(inp: _Inputs, rows: slice, topk: int, separate_camera_set: bool,
                        seed: int) -> tuple:
     blk = _block(inp, rows)
+    _check_finite(np.isfinite(blk.dist).all())
     c, n = blk.dist.shape
     has = blk.match.any(axis=1)
     allowed = np.isfinite(_ranked(blk, inp, rows, separate_camera_set))
