@@ -1,0 +1,129 @@
+"""Time and peak memory of the k-reciprocal Jaccard distance: sparse engine vs dense definition.
+
+Each case runs in its own subprocess so that its peak RSS (ru_maxrss) is its own.
+Features: 2048-d synthetic clusters, ~17 images per identity, noise tuned so
+that k=20 neighbourhoods are ~70% pure.
+
+    python benchmarks/jaccard.py --out jaccard.json            # sparse at 3 sizes, dense at 12,936
+    python benchmarks/jaccard.py --sizes 2000 --dense-max 2000 # quick check
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SIZES = (12936, 16522, 32621)  # Market, Duke, MSMT17 target-train sizes
+
+
+def purity(x: torch.Tensor, ids: torch.Tensor, k: int = 20, probes: int = 256) -> float:
+    """Mean fraction of same-identity images among the k nearest neighbours of some probes."""
+    rows = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(1))[:probes]
+    nn = (x[rows] @ x.T).topk(k + 1, dim=1).indices[:, 1:]
+    return float((ids[nn] == ids[rows, None]).float().mean())
+
+
+def make_features(n: int, dim: int = 2048, per_id: int = 17, target: float = 0.7, seed: int = 0):
+    """L2-normalised clustered features whose k=20 neighbourhoods are ~target pure."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.arange(n) % max(1, n // per_id)
+    centres = torch.randn(int(ids.max()) + 1, dim, generator=gen)
+    noise = torch.randn(n, dim, generator=gen)
+    lo, hi = 0.5, 8.0
+    for _ in range(12):  # bisection on the noise scale
+        sigma = (lo + hi) / 2
+        x = F.normalize(centres[ids] + sigma * noise, dim=1)
+        lo, hi = (sigma, hi) if purity(x, ids) > target else (lo, sigma)
+    return x, purity(x, ids)
+
+
+def dense_jaccard(x: torch.Tensor, k1: int = 20, k2: int = 6) -> np.ndarray:
+    """Straightforward dense transcription of the definition (N x N arrays, per-row loops)."""
+    n = x.shape[0]
+    d = (2 - 2 * x @ x.T).clamp_(min=0)
+    d /= d.max(1, keepdim=True).values
+    rank = torch.sort(d, dim=1, stable=True).indices
+
+    def recip(i: int, k: int) -> torch.Tensor:
+        fwd = rank[i, :k + 1]
+        return fwd[(rank[fwd, :k + 1] == i).any(1)]
+
+    half = round(k1 / 2)
+    big = [recip(i, k1) for i in range(n)]
+    small = [recip(i, half) for i in range(n)]
+    v = torch.zeros(n, n)
+    for i in range(n):
+        members = [big[i]] + [small[j] for j in big[i].tolist()
+                              if np.intersect1d(small[j], big[i]).size > 2 / 3 * len(small[j])]
+        members = torch.unique(torch.cat(members))
+        w = torch.exp(-d[i, members])
+        v[i, members] = w / w.sum()
+    del d
+    v = v[rank[:, :k2]].mean(1) if k2 > 1 else v
+    del rank
+    inv = [v[:, c].nonzero().squeeze(1) for c in range(n)]
+    out = np.ones((n, n), dtype=np.float32)
+    for i in range(n):
+        acc = torch.zeros(n)
+        for c in v[i].nonzero().squeeze(1).tolist():
+            acc[inv[c]] += torch.minimum(v[i, c], v[inv[c], c])
+        out[i] = (1 - acc / (2 - acc)).clamp_(min=0).numpy()
+    return out
+
+
+def run_case(kind: str, n: int) -> dict:
+    """Run one case in this process and report time, peak RSS and output size."""
+    x, pure = make_features(n)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    start = time.perf_counter()
+    if kind == "sparse":
+        from dualref.clustering.jaccard import compute_jaccard_dist
+        out = compute_jaccard_dist(x)
+        stored = out.nnz
+    else:
+        stored = int((dense_jaccard(x) < 1).sum())
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return {"kind": kind, "n": n, "seconds": round(seconds, 2), "peak_rss_gib": round(peak, 3),
+            "rss_before_gib": round(before, 3), "purity_k20": round(pure, 3),
+            "stored_fraction": round(stored / n ** 2, 4), "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    """Run every requested case in a subprocess and print/save a JSON table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--dense-max", type=int, default=12936,
+                        help="largest N for the dense baseline (~7.5 GB at 12,936)")
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--case", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case[0], int(args.case[1]))))
+        return
+    results = []
+    for n in args.sizes:
+        for kind in ("sparse", "dense"):
+            if kind == "dense" and n > args.dense_max:
+                results.append({"kind": kind, "n": n, "skipped": "does not fit / above --dense-max"})
+                continue
+            proc = subprocess.run([sys.executable, __file__, "--case", kind, str(n)],
+                                  capture_output=True, text=True)
+            row = json.loads(proc.stdout) if proc.returncode == 0 else {
+                "kind": kind, "n": n, "error": proc.stderr[-500:]}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(results, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""k-reciprocal Jaccard distance between target features, as a sparse matrix.
+
+Missing entries: the result stores every pair whose k-reciprocal vectors share
+support (Jaccard distance < 1), zeros and the diagonal included, and leaves
+out the pairs at Jaccard distance exactly 1. That is how scikit-learn's
+``DBSCAN(metric='precomputed')`` reads sparse input: stored entries are
+distances, missing entries are never neighbours. For the DBSCAN radius this is
+exact whenever eps < 1 (lambda = 0) or eps < 1 - lambda (lambda > 0), since a
+missing pair is then at distance 1, respectively (1 - lambda) + lambda (s_i + s_j)
+>= 1 - lambda. A caller that needs the value of a missing pair (e.g. counting
+pairs for an eps quantile) can rebuild it from :func:`source_term`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Union
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from .kreciprocal import _BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
+
+logger = logging.getLogger(__name__)
+
+ArrayLike = Union[torch.Tensor, np.ndarray]
+
+
+def _as_tensor(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    return F.normalize(x.to(device=device, dtype=torch.float32), dim=1)
+
+
+def duplicate_representatives(x: torch.Tensor) -> Optional[torch.Tensor]:
+    """Lowest index of each exactly repeated row, or None when all rows differ."""
+    n = x.shape[0]
+    bits = x.contiguous().view(torch.int32).long()
+    weights = torch.randint(1, 2 ** 31, (x.shape[1],), generator=torch.Generator().manual_seed(0))
+    h = (bits * weights.to(x.device)).sum(1)  # exact integer hash: equal rows, equal hash
+    order = torch.argsort(h, stable=True)
+    same = h[order][1:] == h[order][:-1]
+    if not bool(same.any()):
+        return None
+    rep = torch.arange(n, device=x.device)
+    for t in same.nonzero().squeeze(1).tolist():  # only rows whose hash collides: few
+        a, b = int(order[t]), int(order[t + 1])
+        if torch.equal(x[rep[a]], x[b]):
+            rep[b] = rep[a]
+    return rep if bool((rep != torch.arange(n, device=x.device)).any()) else None
+
+
+class FeatureDistance:
+    """Ranking distance 2 - 2cos of L2-normalised features, each row divided by its own max."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+        self.size = x.shape[0]
+        self.rep = duplicate_representatives(x)
+        self.row_max = torch.ones(self.size, device=x.device)
+
+    def _sims(self, start: int, stop: int) -> torch.Tensor:
+        if self.rep is None:
+            return self.x[start:stop] @ self.x.T
+        # exact duplicates must tie exactly: give them literally the same numbers
+        uniq, inv = torch.unique(self.rep[start:stop], return_inverse=True)
+        return (self.x[uniq] @ self.x.T)[inv][:, self.rep]
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """Normalised distances of rows start..stop-1; records their row maxima."""
+        d = (2 - 2 * self._sims(start, stop)).clamp_(min=0)
+        local = torch.arange(stop - start, device=d.device)
+        if self.rep is None:
+            d[local, local + start] = 0
+        else:
+            d[self.rep[start:stop, None] == self.rep[None, :]] = 0
+        top = d.amax(1)
+        top[top == 0] = 1  # all rows identical: keep zeros instead of 0/0
+        self.row_max[start:stop] = top
+        return d / top[:, None]
+
+    def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Normalised distance of each pair (i[t], j[t])."""
+        ri, rj = (i, j) if self.rep is None else (self.rep[i], self.rep[j])
+        out = torch.empty(i.numel(), device=self.x.device)
+        chunk = max(1, _BLOCK_ELEMS // self.x.shape[1])
+        for s in range(0, i.numel(), chunk):
+            dots = (self.x[ri[s:s + chunk]] * self.x[rj[s:s + chunk]]).sum(1)
+            out[s:s + chunk] = (2 - 2 * dots).clamp_(min=0)
+        out[ri == rj] = 0
+        return out / self.row_max[i]
+
+
+def source_term(features: ArrayLike, source_features: ArrayLike,
+                device: Optional[torch.device] = None) -> torch.Tensor:
+    """s_i = min_m (1 - exp(-||t_i - s_m||^2)) / max_i s_i over L2-normalised features."""
+    t, s = _as_tensor(features, device), _as_tensor(source_features, device)
+    block = max(1, _BLOCK_ELEMS // max(1, s.shape[0]))
+    best = torch.cat([(2 - 2 * (t[a:a + block] @ s.T).amax(1)).clamp_(min=0)
+                      for a in range(0, t.shape[0], block)])
+    term = 1 - torch.exp(-best)  # monotone in the distance, so min commutes with it
+    top = term.max()
+    return term / top if top > 0 else term
+
+
+def _symmetric_csr(i: np.ndarray, j: np.ndarray, d: np.ndarray, n: int) -> sp.csr_matrix:
+    """Full CSR (explicit zeros kept) from the upper triangle (i <= j) sorted by (i, j)."""
+    up_cnt = np.bincount(i, minlength=n)
+    strict = i != j
+    lower = sp.csr_matrix((d[strict], j[strict], np.r_[0, np.cumsum(np.bincount(i[strict], minlength=n))]),
+                          shape=(n, n)).T.tocsr()  # transpose keeps explicit zeros, sorted
+    lo_cnt = np.diff(lower.indptr)
+    indptr = np.r_[0, np.cumsum(lo_cnt + up_cnt)].astype(np.int64)
+    data = np.empty(indptr[-1], dtype=d.dtype)
+    cols = np.empty(indptr[-1], dtype=np.int32)
+    # in row r the lower entries (columns < r) come first, then the upper ones
+    lo_dst = np.arange(lower.nnz) + np.repeat(indptr[:-1] - lower.indptr[:-1], lo_cnt)
+    up_dst = np.arange(i.size) + np.repeat(indptr[:-1] + lo_cnt - np.r_[0, np.cumsum(up_cnt)[:-1]], up_cnt)
+    data[lo_dst], cols[lo_dst] = lower.data, lower.indices
+    data[up_dst], cols[up_dst] = d, j
+    if indptr[-1] < np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((data, cols, indptr), shape=(n, n))
+
+
+def compute_jaccard_dist(features: ArrayLike, k1: int = 20, k2: int = 6, lambda_value: float = 0.0,
+                         source_features: Optional[ArrayLike] = None,
+                         device: Optional[Union[str, torch.device]] = None,
+                         verbose: bool = False) -> sp.csr_matrix:
+    """Sparse k-reciprocal Jaccard distance (float32 CSR; pairs at distance 1 left out)."""
+    if lambda_value > 0 and source_features is None:
+        raise ValueError("lambda_value > 0 needs source_features")
+    x = _as_tensor(features, device)
+    n = x.shape[0]
+    v, _ = k_reciprocal_vectors(FeatureDistance(x), k1, k2, verbose=verbose)
+    sums = v.row_sums()
+    src = source_term(x, source_features, x.device) if lambda_value > 0 else None
+    parts = []
+    for i, j, m in min_sum_pairs(v, v, upper=True):
+        d = (1 - m / (sums[i] + sums[j] - m)).clamp_(min=0)  # 1 - sum min / sum max
+        if src is not None:
+            d = (1 - lambda_value) * d + lambda_value * (src[i] + src[j])
+        parts.append((i.int().cpu().numpy(), j.int().cpu().numpy(), d.float().cpu().numpy()))
+    i, j, d = (np.concatenate(p) for p in zip(*parts))  # never empty: n >= 1 has a diagonal
+    out = _symmetric_csr(i, j, d, n)
+    logger.info("Jaccard distance: %d images, %.1f%% of pairs stored", n, 100.0 * out.nnz / max(1, n * n))
+    return out

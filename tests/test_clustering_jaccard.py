@@ -1,0 +1,126 @@
+"""Sparse k-reciprocal Jaccard distance against a dense float64 transcription of the definition."""
+import numpy as np
+import pytest
+import torch
+
+from dualref.clustering.jaccard import compute_jaccard_dist, source_term
+from dualref.clustering.kreciprocal import smallest_k
+
+
+def reciprocal(rank, i, k):
+    fwd = rank[i, :k + 1]
+    return [j for j in fwd if i in rank[j, :k + 1]]
+
+
+def oracle_jaccard(feats, k1=20, k2=6, lam=0.0, source=None):
+    """Dense definition (SPEC Stage 2 step 2), float64, numpy loops, stable argsort."""
+    x = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    n = len(x)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # = 2 - 2cos, exact 0 for duplicates
+    top = d.max(1, keepdims=True)
+    d = d / np.where(top > 0, top, 1)
+    rank = np.argsort(d, axis=1, kind="stable")
+    half = int(np.around(k1 / 2))
+    v = np.zeros((n, n))
+    for i in range(n):
+        base = reciprocal(rank, i, k1)
+        members = list(base)
+        for j in base:
+            cand = reciprocal(rank, j, half)
+            if len(set(cand) & set(base)) > 2 / 3 * len(cand):
+                members += cand
+        members = np.unique(np.array(members, dtype=int))
+        w = np.exp(-d[i, members])
+        v[i, members] = w / w.sum()
+    if k2 != 1:
+        v = np.stack([v[rank[i, :k2]].mean(0) for i in range(n)])
+    out = np.ones((n, n))
+    for i in range(n):
+        for j in range(n):
+            lo, hi = np.minimum(v[i], v[j]).sum(), np.maximum(v[i], v[j]).sum()
+            if lo > 0:
+                out[i, j] = max(0.0, 1 - lo / hi)
+    if lam > 0:
+        s = source / np.linalg.norm(source, axis=1, keepdims=True)
+        t = (1 - np.exp(-((x[:, None, :] - s[None, :, :]) ** 2).sum(-1))).min(1)
+        t = t / t.max()
+        out = (1 - lam) * out + lam * (t[:, None] + t[None, :])
+    return out, v
+
+
+def clustered(n, dim=16, ids=None, noise=0.6, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = ids or max(1, n // 17)
+    centres = rng.normal(size=(ids, dim))
+    return centres[rng.integers(0, ids, n)] + noise * rng.normal(size=(n, dim))
+
+
+def check(feats, **kw):
+    lam = kw.get("lambda_value", 0.0)
+    want, v = oracle_jaccard(feats, kw.get("k1", 20), kw.get("k2", 6), lam, kw.get("source_features"))
+    got = compute_jaccard_dist(torch.tensor(feats, dtype=torch.float32), **kw)
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert got.has_canonical_format
+    dense = got.toarray()
+    stored = np.zeros(want.shape, dtype=bool)
+    stored[np.repeat(np.arange(len(want)), np.diff(got.indptr)), got.indices] = True
+    overlap = (v @ v.T) > 0  # shared support <=> Jaccard distance < 1
+    np.testing.assert_array_equal(stored, overlap)
+    np.testing.assert_allclose(dense[stored], want[stored], atol=1e-5)
+    if lam == 0:
+        np.testing.assert_array_equal(want[~stored], 1.0)
+        np.testing.assert_array_equal(stored, want < 1)
+    return got, want
+
+
+@pytest.mark.parametrize("k2", [1, 6])
+def test_matches_dense_definition_on_clustered_features(k2):
+    got, want = check(clustered(300, seed=k2), k2=k2)
+    assert 0.01 < got.nnz / 300 ** 2 < 0.9  # really sparse, really non-trivial
+    # the definition is symmetric: the sum of minima and the sum of maxima are
+    assert abs(got - got.T).max() == 0
+    np.testing.assert_array_equal(got.diagonal(), 0.0)
+
+
+def test_mixing_with_source_term():
+    feats = clustered(200, seed=3)
+    source = clustered(50, seed=4) + 0.5
+    got, want = check(feats, lambda_value=0.3, source_features=source)
+    t = source_term(torch.tensor(feats), torch.tensor(source)).numpy()
+    assert t.max() == pytest.approx(1.0) and t.min() >= 0
+    # missing pairs are exactly the ones at Jaccard distance 1
+    missing = got.toarray() == 0
+    missing[got.nonzero()] = False
+    np.testing.assert_allclose(want[missing], 0.7 + 0.3 * np.add.outer(t, t)[missing], atol=1e-5)
+    with pytest.raises(ValueError):
+        compute_jaccard_dist(feats, lambda_value=0.3)
+
+
+def test_exact_duplicates_tie_by_index():
+    base = clustered(120, seed=5)
+    feats = np.concatenate([base, base[:30], base[:5], base[:5], base[:5]])  # groups up to 4
+    feats[150:] = feats[0]  # 15 copies of row 0: a tie group straddling k1/2 and k2
+    got, want = check(feats, k1=12, k2=6)
+    assert (got.toarray()[np.ix_(range(150, 165), range(150, 165))] == 0).all()
+    assert (got.data == 0).sum() > len(feats)  # explicit zeros kept beyond the diagonal
+
+
+def test_many_identical_rows():
+    feats = np.ones((30, 4))
+    feats[25:] = -1.0
+    check(feats, k1=20, k2=6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20])
+def test_fewer_images_than_k1(n):
+    got, want = check(clustered(n, seed=n), k1=20, k2=6)
+    if n == 1:
+        assert got.nnz == 1 and got[0, 0] == 0
+
+
+def test_smallest_k_breaks_ties_by_lower_index():
+    row = torch.tensor([[3.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0] * 4])
+    for margin in (0, 2, 50):
+        vals, idx = smallest_k(row, 6, margin=margin)
+        want = np.argsort(row.numpy()[0], kind="stable")[:6]
+        np.testing.assert_array_equal(idx[0].numpy(), want)
