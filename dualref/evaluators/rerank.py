@@ -48,22 +48,25 @@ class BlockMatrixDistance:
         step = max(1, _BLOCK_ELEMS // max(1, m.shape[1]))
         return np.max([self._sq(m[s:s + step]).max(0) for s in range(0, m.shape[0], step)], axis=0)
 
-    def _columns(self, start: int, stop: int) -> np.ndarray:
-        """Columns start..stop-1 of O, transposed, as a (stop-start) x N float32 array."""
+    def _columns(self, start: int, stop: int) -> torch.Tensor:
+        """Columns start..stop-1 of O**2 (float32), transposed: a (stop-start) x N tensor."""
         nq = self.nq
         parts = []
         if start < nq:
             a, b = start, min(stop, nq)
-            parts.append(np.concatenate([self.q_q[:, a:b].T, self.q_g[a:b]], axis=1))
+            parts += [self.q_q[:, a:b].T, self.q_g[a:b]]
         if stop > nq:
             a, b = max(start, nq) - nq, stop - nq
-            parts.append(np.concatenate([self.q_g[:, a:b].T, self.g_g[:, a:b].T], axis=1))
-        return self._sq(np.concatenate(parts) if len(parts) > 1 else parts[0])
+            parts += [self.q_g[:, a:b].T, self.g_g[:, a:b].T]
+        # torch ops use every core; numpy's would be single-threaded here
+        sq = [torch.from_numpy(p).to(self.device).square().float() for p in parts]
+        rows = [torch.cat(sq[t:t + 2], dim=1) for t in range(0, len(sq), 2)]
+        return torch.cat(rows) if len(rows) > 1 else rows[0]
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
         """Rows start..stop-1 of D."""
-        out = self._columns(start, stop) / self.col_max[start:stop, None]
-        return torch.from_numpy(out).to(self.device)
+        top = torch.from_numpy(self.col_max[start:stop]).to(self.device)
+        return self._columns(start, stop).div_(top[:, None])
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """D[i, j] = O[j, i]**2 / colmax[i], gathered from the three blocks."""
@@ -92,7 +95,7 @@ def re_ranking(q_g_dist: Matrix, q_q_dist: Matrix, g_g_dist: Matrix, k1: int = 2
     q_g, q_q, g_g = _numpy(q_g_dist), _numpy(q_q_dist), _numpy(g_g_dist)
     nq, ng = q_g.shape
     dist = BlockMatrixDistance(q_g, q_q, g_g, torch.device(device or "cpu"))
-    v, _ = k_reciprocal_vectors(dist, k1, k2, verbose=verbose)
+    v, _ = k_reciprocal_vectors(dist, k1, k2, cache=0, verbose=verbose)  # pairs() is a cheap lookup
     final = np.empty((nq, ng), dtype=np.float32)
     step = max(1, _BLOCK_ELEMS // dist.size)
     for s in range(0, nq, step):  # pairs without shared support: Jaccard distance 1
