@@ -1,0 +1,293 @@
+"""Procedural pedestrian images: parametric people, domain styles, camera nuisances.
+
+Everything is a pure function of a ``numpy.random.Generator``, so the caller
+controls determinism. Images are float32 HxWx3 in [0, 1] until :func:`render`
+quantises them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_SKIN = np.array([[0.96, 0.80, 0.69], [0.87, 0.67, 0.52], [0.68, 0.49, 0.35], [0.45, 0.31, 0.22]])
+_HAIR = np.array([[0.06, 0.05, 0.05], [0.32, 0.20, 0.11], [0.85, 0.72, 0.42], [0.60, 0.60, 0.60]])
+_PATTERNS = ("solid", "hstripe", "vstripe", "split", "logo")
+
+
+@dataclass(frozen=True)
+class DomainStyle:
+    """What makes a domain look like itself (palettes, scenes, optics)."""
+
+    tops: np.ndarray            # (K, 3) clothing palette for upper body
+    bottoms: np.ndarray         # (K, 3) palette for trousers / skirts
+    accents: np.ndarray         # (K, 3) stripes, logos, bags
+    p_short_sleeves: float
+    p_shorts: float
+    scene: str                  # "outdoor" or "indoor"
+    brightness: tuple[float, float]
+    cast: float                 # max per-channel camera gain deviation
+    noise: float
+    blur: float                 # max blur tap weight
+    pattern_weights: tuple[float, ...]
+
+
+def _rgb(*colours: tuple[float, float, float]) -> np.ndarray:
+    return np.array(colours, dtype=np.float32)
+
+
+# Domain A (Market-like): bright, saturated summer clothes on sunny street scenes.
+MARKET = DomainStyle(
+    tops=_rgb((.9, .1, .1), (.1, .3, .9), (.95, .85, .1), (.1, .7, .2), (.95, .95, .95),
+              (.08, .08, .08), (1., .5, .05), (.95, .45, .7), (.1, .8, .85), (.55, .2, .75)),
+    bottoms=_rgb((.2, .3, .65), (.08, .08, .08), (.5, .5, .5), (.78, .68, .45), (.92, .92, .92),
+                 (.75, .1, .1)),
+    accents=_rgb((.95, .95, .95), (.05, .05, .05), (.9, .1, .1), (.1, .3, .9), (.95, .85, .1),
+                 (.1, .7, .2)),
+    p_short_sleeves=0.6, p_shorts=0.35, scene="outdoor", brightness=(0.95, 1.15),
+    cast=0.08, noise=0.02, blur=0.15, pattern_weights=(0.4, 0.2, 0.1, 0.15, 0.15))
+
+def _mute(palette: np.ndarray, saturation: float, light: float) -> np.ndarray:
+    """Desaturate and darken a palette: same hues, winter-clothes look."""
+    grey = palette.mean(axis=1, keepdims=True)
+    return (light * (grey + saturation * (palette - grey))).astype(np.float32)
+
+
+# Domain B (Duke-like): the same hues muted and darkened (plus browns/olives that
+# domain A lacks), indoors under tinted lights; shared hues let some knowledge transfer.
+DUKE = DomainStyle(
+    tops=np.concatenate([_mute(MARKET.tops, 0.55, 0.75),
+                         _rgb((.42, .28, .18), (.35, .38, .18), (.72, .66, .55))]),
+    bottoms=np.concatenate([_mute(MARKET.bottoms, 0.55, 0.7), _rgb((.3, .2, .13))]),
+    accents=_mute(MARKET.accents, 0.6, 0.8),
+    p_short_sleeves=0.1, p_shorts=0.05, scene="indoor", brightness=(0.8, 1.0),
+    cast=0.15, noise=0.03, blur=0.2, pattern_weights=(0.5, 0.15, 0.1, 0.15, 0.1))
+
+STYLES = {"market1501": MARKET, "dukemtmc": DUKE}
+
+
+@dataclass(frozen=True)
+class Person:
+    """One identity's appearance; shared by all of its images."""
+
+    top: np.ndarray
+    pattern: str
+    accent: np.ndarray
+    short_sleeves: bool
+    bottom: np.ndarray
+    bottom_style: str           # pants, shorts, skirt
+    skin: np.ndarray
+    hair: np.ndarray
+    long_hair: bool
+    bag: str                    # none, backpack, handbag
+    bag_colour: np.ndarray
+    height: float
+    width: float
+
+
+def sample_person(rng: np.random.Generator, style: DomainStyle) -> Person:
+    """Draw an identity; attributes are independent so colours repeat across ids."""
+    pick = lambda palette: palette[rng.integers(len(palette))]  # noqa: E731
+    weights = np.asarray(style.pattern_weights) / np.sum(style.pattern_weights)
+    bottom_style = rng.choice(["pants", "shorts", "skirt"],
+                              p=[0.85 - style.p_shorts, style.p_shorts, 0.15])
+    return Person(
+        top=pick(style.tops), pattern=str(rng.choice(_PATTERNS, p=weights)),
+        accent=pick(style.accents), short_sleeves=bool(rng.random() < style.p_short_sleeves),
+        bottom=pick(style.bottoms), bottom_style=str(bottom_style),
+        skin=pick(_SKIN).astype(np.float32), hair=pick(_HAIR).astype(np.float32),
+        long_hair=bool(rng.random() < 0.3),
+        bag=str(rng.choice(["none", "backpack", "handbag"], p=[0.5, 0.3, 0.2])),
+        bag_colour=pick(style.accents), height=float(rng.uniform(0.86, 1.0)),
+        width=float(rng.uniform(0.85, 1.2)))
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A fixed view: scene colours, layout and colour cast."""
+
+    wall: np.ndarray
+    floor: np.ndarray
+    detail: np.ndarray
+    horizon: float
+    period: float
+    gains: np.ndarray
+    light: float
+
+
+def sample_camera(rng: np.random.Generator, style: DomainStyle) -> Camera:
+    """Draw a camera of ``style``'s scene type with its own colour cast."""
+    if style.scene == "outdoor":
+        wall = rng.uniform([0.65, 0.6, 0.5], [0.95, 0.92, 0.85])     # light facades / sky
+        floor = rng.uniform(0.45, 0.7) * np.ones(3) + rng.uniform(-0.05, 0.05, 3)
+        detail = rng.choice([[0.25, 0.55, 0.2], [0.35, 0.35, 0.4], [0.55, 0.4, 0.3]])
+    else:
+        wall = rng.uniform([0.15, 0.12, 0.1], [0.45, 0.4, 0.4])      # dark corridors
+        floor = rng.uniform(0.1, 0.3) * np.ones(3) + rng.uniform(-0.04, 0.04, 3)
+        detail = rng.uniform(0.3, 0.55, 3)                             # pillars / doors
+    gains = 1.0 + rng.uniform(-style.cast, style.cast, 3)
+    return Camera(wall=wall.astype(np.float32), floor=floor.astype(np.float32),
+                  detail=np.asarray(detail, np.float32), horizon=float(rng.uniform(0.35, 0.7)),
+                  period=float(rng.uniform(0.3, 0.7)), gains=gains.astype(np.float32),
+                  light=float(rng.uniform(*style.brightness)))
+
+
+def _smooth(rng: np.random.Generator, h: int, w: int, cells: int, amp: float) -> np.ndarray:
+    """Low-frequency noise field (bilinear upsampling of a coarse grid)."""
+    coarse = rng.normal(0.0, amp, (cells + 1, cells + 1, 3)).astype(np.float32)
+    return np.einsum("hi,ijc,wj->hwc", _lerp_matrix(h, cells), coarse, _lerp_matrix(w, cells))
+
+
+def _lerp_matrix(n: int, cells: int) -> np.ndarray:
+    """(n, cells+1) weights of linear interpolation from a coarse grid to n samples."""
+    pos = np.linspace(0, cells, n)
+    return np.maximum(0, 1 - np.abs(pos[:, None] - np.arange(cells + 1)[None])).astype(np.float32)
+
+
+def background(rng: np.random.Generator, cam: Camera, scene: str, h: int, w: int) -> np.ndarray:
+    """The camera's scene seen through a randomly shifted crop."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / h
+    horizon = cam.horizon + rng.uniform(-0.05, 0.05)
+    shift = rng.uniform(0, 1)
+    img = np.where((yy < horizon)[..., None], cam.wall, cam.floor)
+    if scene == "outdoor":
+        # Windows on the facade, a grass/kerb strip at the horizon.
+        win = ((np.mod(xx / cam.period * 3 + shift, 1) < 0.4)
+               & (np.mod(yy / cam.period * 3, 1) < 0.5) & (yy < horizon - 0.08))
+        img = np.where(win[..., None], cam.wall * 0.6, img)
+        strip = (yy > horizon) & (yy < horizon + 0.06)
+        img = np.where(strip[..., None], cam.detail, img)
+        img = img + (0.15 * (1 - yy))[..., None]                       # sky light from above
+    else:
+        # Lit vertical pillars / door frames, floor tile lines.
+        pillar = np.mod(xx / cam.period + shift, 1) < 0.18
+        img = np.where((pillar & (yy < horizon))[..., None], cam.detail * 0.8, img)
+        tiles = (yy > horizon) & (np.mod((yy - horizon) * 12, 1) < 0.12)
+        img = np.where(tiles[..., None], cam.floor * 1.6, img)
+        img = img * (0.7 + 0.5 * np.exp(-((yy - 0.05) ** 2) / 0.05))[..., None]
+    return img + _smooth(rng, h, w, 3, 0.04)
+
+
+def _soft(d: np.ndarray) -> np.ndarray:
+    """Anti-aliased coverage from a signed distance (pixels, negative inside)."""
+    return np.clip(0.5 - d, 0.0, 1.0)
+
+
+def _capsule(yy, xx, p0, p1, r) -> np.ndarray:
+    (y0, x0), (y1, x1) = p0, p1
+    dy, dx = y1 - y0, x1 - x0
+    t = np.clip(((yy - y0) * dy + (xx - x0) * dx) / max(dy * dy + dx * dx, 1e-6), 0, 1)
+    return _soft(np.hypot(yy - y0 - t * dy, xx - x0 - t * dx) - r)
+
+
+def _box(yy, xx, y0, y1, x0, x1) -> np.ndarray:
+    return _soft(-np.minimum(np.minimum(yy - y0, y1 - yy), np.minimum(xx - x0, x1 - xx)))
+
+
+def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
+    img += mask[..., None] * (colour - img)
+
+
+def draw_person(img: np.ndarray, p: Person, rng: np.random.Generator, jitter: float) -> None:
+    """Paint ``p`` onto ``img`` in place with a random view, pose, scale and shift."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    view = rng.choice(["front", "back", "side"], p=[0.4, 0.35, 0.25])
+    ph = h * p.height * rng.uniform(0.84, 0.98)
+    top = rng.uniform(0.0, h - ph)
+    cx = w / 2 + rng.uniform(-jitter, jitter) * w
+    u = ph / 100.0                                   # body unit: 1/100 of the height
+    half = 14 * u * p.width * (0.6 if view == "side" else 1.0)
+    swing = rng.uniform(-1, 1)
+    col = lambda c: np.clip(c * rng.uniform(0.9, 1.1) + rng.normal(0, 0.02, 3), 0, 1)  # noqa: E731
+    top_c, bottom_c, skin = col(p.top), col(p.bottom), p.skin
+    hip_y, knee_y, foot_y = top + 52 * u, top + 75 * u, top + 97 * u
+    sh_y = top + 17 * u
+    # Legs (shoes at the end), bottom clothes over them.
+    for side in (-1, 1):
+        hip = (hip_y, cx + side * 0.45 * half)
+        foot = (foot_y, hip[1] + side * swing * 6 * u * (1 if view == "side" else 0.4))
+        leg = _capsule(yy, xx, hip, foot, 4.2 * u * p.width)
+        _paint(img, leg, skin if p.bottom_style != "pants" else bottom_c)
+        if p.bottom_style == "shorts":
+            _paint(img, leg * (yy < (hip_y + knee_y) / 2 + 2 * u), bottom_c)
+        _paint(img, _capsule(yy, xx, (foot_y - 2 * u, foot[1]), (foot_y, foot[1] + 3 * u * side),
+                             2.5 * u), np.array([0.1, 0.1, 0.1]))
+    if p.bottom_style == "skirt":
+        skirt = _box(yy, xx, hip_y - 2 * u, knee_y, cx - half * (0.9 + (yy - hip_y) / (60 * u)),
+                     cx + half * (0.9 + (yy - hip_y) / (60 * u)))
+        _paint(img, skirt, bottom_c)
+    if p.bag == "backpack" and view == "side":
+        _paint(img, _box(yy, xx, sh_y + 3 * u, hip_y - 4 * u, cx - half - 9 * u, cx - half + 2 * u),
+               p.bag_colour)
+    # Torso with its pattern.
+    torso = _box(yy, xx, sh_y, hip_y + 2 * u, cx - half, cx + half)
+    _paint(img, torso, top_c)
+    ty, tx = (yy - sh_y) / u, (xx - cx) / u
+    pattern = {"solid": np.zeros_like(yy), "hstripe": (np.mod(ty, 10) < 4).astype(np.float32),
+               "vstripe": (np.mod(tx + 50, 8) < 3).astype(np.float32),
+               "split": (ty > 18).astype(np.float32),
+               "logo": ((np.abs(tx) < 6) & (ty > 8) & (ty < 20)).astype(np.float32)}[p.pattern]
+    if view != "back" or p.pattern != "logo":
+        _paint(img, torso * pattern, col(p.accent))
+    if p.bag == "backpack" and view == "back":
+        _paint(img, _box(yy, xx, sh_y + 3 * u, hip_y - 2 * u, cx - 0.75 * half, cx + 0.75 * half),
+               p.bag_colour)
+    if p.bag == "backpack" and view == "front":
+        for side in (-1, 1):
+            _paint(img, _box(yy, xx, sh_y, hip_y - 10 * u, cx + side * 0.55 * half - 1.5 * u,
+                             cx + side * 0.55 * half + 1.5 * u), p.bag_colour)
+    # Arms: sleeves in the top colour, skin below the elbow for short sleeves.
+    for side in ((1,) if view == "side" else (-1, 1)):
+        shoulder = (sh_y + 3 * u, cx + side * (half - 1 * u) * (0.3 if view == "side" else 1))
+        hand = (top + 50 * u, shoulder[1] + side * 3 * u + swing * 8 * u * (view == "side"))
+        arm = _capsule(yy, xx, shoulder, hand, 3.2 * u)
+        _paint(img, arm, skin)
+        elbow_y = (shoulder[0] + hand[0]) / 2
+        _paint(img, arm * (yy < (elbow_y if p.short_sleeves else hand[0] - 3 * u)), top_c)
+        if p.bag == "handbag" and side == 1:
+            _paint(img, _box(yy, xx, hand[0] - 2 * u, hand[0] + 10 * u, hand[1] - 5 * u,
+                             hand[1] + 5 * u), p.bag_colour)
+    # Head and hair.
+    head_c = (top + 8 * u, cx + (2 * u if view == "side" else 0))
+    head = _capsule(yy, xx, head_c, head_c, 7.5 * u)
+    if p.long_hair and view != "front":
+        _paint(img, _box(yy, xx, head_c[0], sh_y + 12 * u, cx - 7 * u, cx + 7 * u), p.hair)
+    _paint(img, head, skin)
+    hair_line = head_c[0] + (8 * u if view == "back" else -2 * u)
+    _paint(img, head * (yy < hair_line), p.hair)
+
+
+def _blur(img: np.ndarray, a: float) -> np.ndarray:
+    """Separable 3-tap blur [a, 1-2a, a]."""
+    for axis in (0, 1):
+        pad = np.pad(img, [(1, 1) if i == axis else (0, 0) for i in range(3)], mode="edge")
+        lo, mid, hi = (np.take(pad, np.arange(k, k + img.shape[axis]), axis=axis) for k in range(3))
+        img = a * lo + (1 - 2 * a) * mid + a * hi
+    return img
+
+
+def render(person: Person, cam: Camera, style: DomainStyle, rng: np.random.Generator,
+           height: int, width: int, occlude: float = 0.15, jitter: float = 0.08) -> np.ndarray:
+    """One uint8 HxWx3 image of ``person`` seen by ``cam``."""
+    img = background(rng, cam, style.scene, height, width).astype(np.float32)
+    draw_person(img, person, rng, jitter)
+    if rng.random() < occlude:
+        # Something in front of the person: a pole, a bin, a passer-by's edge.
+        x0 = rng.uniform(-0.2, 0.9) * width
+        y0 = rng.uniform(0.3, 0.8) * height
+        colour = rng.uniform(0.05, 0.7, 3).astype(np.float32)
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+        _paint(img, _box(yy, xx, y0, height + 1, x0, x0 + rng.uniform(0.15, 0.4) * width), colour)
+    img = img * cam.gains * cam.light * rng.uniform(0.9, 1.1)
+    img = _blur(img, rng.uniform(0, style.blur))
+    img = img + rng.normal(0, style.noise, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def render_fragment(cam: Camera, style: DomainStyle, rng: np.random.Generator,
+                    person: Person, height: int, width: int) -> np.ndarray:
+    """A bad detection (junk / distractor): background with a cut-off body part."""
+    img = render(person, cam, style, rng, height * 3, width, occlude=0.0, jitter=0.5)
+    start = int(rng.integers(0, 2 * height))
+    return img[start:start + height]
