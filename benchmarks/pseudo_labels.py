@@ -1,11 +1,12 @@
-"""Time and peak memory of the k-reciprocal Jaccard distance: sparse engine vs dense definition.
+"""Time and peak memory of the pseudo-label stage: our sparse engine vs the dense definition.
 
-Each case runs in its own subprocess so that its peak RSS (ru_maxrss) is its own.
-Features: 2048-d synthetic clusters, ~17 images per identity, noise tuned so
-that k=20 neighbourhoods are ~70% pure.
+Steps per case: k-reciprocal Jaccard distance, eps from rho, DBSCAN, off-line
+label refinement (R=5). Each case runs in its own subprocess so that its peak
+RSS (ru_maxrss) is its own. Features: 2048-d synthetic clusters, ~17 images
+per identity, noise tuned so that k=20 neighbourhoods are ~70% pure.
 
-    python benchmarks/jaccard.py --out jaccard.json            # sparse at 3 sizes, dense at 12,936
-    python benchmarks/jaccard.py --sizes 2000 --dense-max 2000 # quick check
+    python benchmarks/pseudo_labels.py --out pseudo_labels.json   # 3 sizes, dense at 12,936
+    python benchmarks/pseudo_labels.py --sizes 2000 --dense-max 2000  # quick check
 """
 from __future__ import annotations
 
@@ -78,22 +79,40 @@ def dense_jaccard(x: torch.Tensor, k1: int = 20, k2: int = 6) -> np.ndarray:
     return out
 
 
-def run_case(kind: str, n: int) -> dict:
-    """Run one case in this process and report time, peak RSS and output size."""
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def run_case(kind: str, n: int, R: int = 5) -> dict:
+    """Run one case in this process and report per-step time, peak RSS and output size."""
+    from dualref.clustering.dbscan import cluster_dbscan, eps_from_rho
+    from dualref.clustering.refine import refine_labels
+
     x, pure = make_features(n)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    row = {"kind": kind, "n": n, "purity_k20": round(pure, 3), "threads": torch.get_num_threads(),
+           "rss_before_gib": round(_peak_gib(), 3)}
     start = time.perf_counter()
     if kind == "sparse":
         from dualref.clustering.jaccard import compute_jaccard_dist
-        out = compute_jaccard_dist(x)
-        stored = out.nnz
+        dist = compute_jaccard_dist(x)
+        stored = dist.nnz
     else:
-        stored = int((dense_jaccard(x) < 1).sum())
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-    return {"kind": kind, "n": n, "seconds": round(seconds, 2), "peak_rss_gib": round(peak, 3),
-            "rss_before_gib": round(before, 3), "purity_k20": round(pure, 3),
-            "stored_fraction": round(stored / n ** 2, 4), "threads": torch.get_num_threads()}
+        dist = dense_jaccard(x)
+        stored = int((dist < 1).sum())
+    row.update(jaccard_s=round(time.perf_counter() - start, 2), jaccard_peak_gib=round(_peak_gib(), 3),
+               stored_fraction=round(stored / n ** 2, 4))
+    tic = time.perf_counter()
+    eps = eps_from_rho(dist, 1.6e-3)
+    row.update(eps=round(float(eps), 4), eps_s=round(time.perf_counter() - tic, 2))
+    tic = time.perf_counter()
+    labels = cluster_dbscan(dist, eps, min_samples=4)
+    row.update(dbscan_s=round(time.perf_counter() - tic, 2),
+               clusters=int(labels.max()) + 1, outliers=int((labels < 0).sum()))
+    tic = time.perf_counter()
+    refine_labels(x.numpy(), labels, R)
+    row.update(refine_s=round(time.perf_counter() - tic, 2),
+               total_s=round(time.perf_counter() - start, 2), peak_rss_gib=round(_peak_gib(), 3))
+    return row
 
 
 def main() -> None:
