@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -83,12 +86,16 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def run_case(kind: str, n: int, R: int = 5) -> dict:
-    """Run one case in this process and report per-step time, peak RSS and output size."""
+def run_case(kind: str, n: int, feature_file: str, pure: float, R: int = 5) -> dict:
+    """Run one case in this process and report per-step time, peak RSS and output size.
+
+    Features are read from ``feature_file`` (written by the parent), so the
+    peak RSS holds the features but none of their generation's temporaries.
+    """
     from dualref.clustering.dbscan import cluster_dbscan, eps_from_rho
     from dualref.clustering.refine import refine_labels
 
-    x, pure = make_features(n)
+    x = torch.from_numpy(np.load(feature_file))
     row = {"kind": kind, "n": n, "purity_k20": round(pure, 3), "threads": torch.get_num_threads(),
            "rss_before_gib": round(_peak_gib(), 3)}
     start = time.perf_counter()
@@ -122,23 +129,31 @@ def main() -> None:
     parser.add_argument("--dense-max", type=int, default=12936,
                         help="largest N for the dense baseline (~7.5 GB at 12,936)")
     parser.add_argument("--out", help="write the results as JSON here")
-    parser.add_argument("--case", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=4, metavar=("KIND", "N", "FILE", "PURITY"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case[0], int(args.case[1]))))
+        kind, n, path, pure = args.case
+        print(json.dumps(run_case(kind, int(n), path, float(pure))))
         return
     results = []
+    tmp = tempfile.mkdtemp(prefix="pseudo_labels_")
     for n in args.sizes:
+        x, pure = make_features(n)
+        path = os.path.join(tmp, f"features_{n}.npy")
+        np.save(path, x.numpy())
+        del x
         for kind in ("sparse", "dense"):
             if kind == "dense" and n > args.dense_max:
                 results.append({"kind": kind, "n": n, "skipped": "does not fit / above --dense-max"})
                 continue
-            proc = subprocess.run([sys.executable, __file__, "--case", kind, str(n)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, __file__, "--case", kind, str(n), path,
+                                   str(pure)], capture_output=True, text=True)
             row = json.loads(proc.stdout) if proc.returncode == 0 else {
                 "kind": kind, "n": n, "error": proc.stderr[-500:]}
             results.append(row)
             print(json.dumps(row), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(results, handle, indent=1)
