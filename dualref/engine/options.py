@@ -110,7 +110,7 @@ def add_runtime_args(parser: argparse.ArgumentParser, logs_dir: bool = True,
                        help="mixed-precision autocast (default: full float32)")
     group.add_argument("--seed", type=int, default=seed)
     group.add_argument("--print-freq", type=_positive_int, default=50)
-    group.add_argument("--quiet", action="store_true", help="warnings only; no progress bars")
+    group.add_argument("--quiet", action="store_true", help="no progress bars (log lines are kept)")
     group.add_argument("--debug", action="store_true", help="show full tracebacks")
     if logs_dir:
         group.add_argument("--logs-dir", metavar="PATH", default=os.path.join("logs", "run"))

@@ -33,8 +33,7 @@ def run_main(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace
 def start_run(args: argparse.Namespace, logs_dir: str, log_name: str = "log.txt",
               options_name: str = "options.json") -> logging.Logger:
     """Set up logging into ``logs_dir`` and save the resolved options there."""
-    root = setup_logging(logs_dir, level=logging.WARNING if getattr(args, "quiet", False)
-                         else logging.INFO, filename=log_name)
+    root = setup_logging(logs_dir, filename=log_name)
     write_json(f"{logs_dir}/{options_name}", vars(args))
     logger.info("==========\nArgs: %s\n==========", vars(args))
     return root

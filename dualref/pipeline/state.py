@@ -3,10 +3,10 @@ import logging
 import os
 from typing import Any, Dict, Optional
 
-import torch
 from torch import nn
 
-from ..utils.checkpoint import copy_state_dict, load_checkpoint, save_checkpoint
+from ..utils.checkpoint import (checkpoint_for_release, copy_state_dict, load_checkpoint,
+                                save_checkpoint)
 from ..utils.device import unwrap
 from ..utils.seeding import get_rng_state, set_rng_state
 
@@ -16,11 +16,6 @@ CHECKPOINT = "checkpoint.pth.tar"
 BEST = "model_best.pth.tar"
 
 
-def release_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """State dict with ``module.``-prefixed keys, as the authors' DataParallel saved it."""
-    return {f"module.{k}": v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
-
-
 def save_run_checkpoint(logs_dir: str, model: nn.Module, epoch: int, best_mAP: float,
                         is_best: bool, **extra: Any) -> None:
     """Atomically write ``checkpoint.pth.tar`` (and ``model_best.pth.tar`` if best).
@@ -28,9 +23,8 @@ def save_run_checkpoint(logs_dir: str, model: nn.Module, epoch: int, best_mAP: f
     ``epoch`` is the number of finished epochs, as in the original.
     ``extra`` holds resume state: optimiser, scheduler, loaders, memory, eps...
     """
-    state = {"state_dict": release_state_dict(model), "epoch": int(epoch),
-             "best_mAP": float(best_mAP), "rng": get_rng_state()}
-    state.update(extra)
+    state = checkpoint_for_release(model, int(epoch), float(best_mAP))
+    state.update(extra, rng=get_rng_state())
     save_checkpoint(state, is_best, fpath=os.path.join(logs_dir, CHECKPOINT))
 
 

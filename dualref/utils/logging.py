@@ -12,8 +12,9 @@ def setup_logging(logs_dir: Optional[str] = None, level: int = logging.INFO,
                   filename: str = "log.txt") -> logging.Logger:
     """Configure the ``dualref`` logger; safe to call more than once.
 
-    Messages go to stderr (plain text, so the original ``Mean AP: ..`` lines
-    read as before) and, when ``logs_dir`` is given, to ``logs_dir/filename``.
+    Messages go to stdout as plain text (so the original ``Mean AP: ..`` lines
+    read and redirect as before; progress bars use stderr) and, when
+    ``logs_dir`` is given, to ``logs_dir/filename`` with timestamps.
     """
     root = logging.getLogger("dualref")
     root.setLevel(level)
@@ -21,7 +22,7 @@ def setup_logging(logs_dir: Optional[str] = None, level: int = logging.INFO,
     for handler in [h for h in root.handlers if getattr(h, _HANDLER_TAG, False)]:
         root.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler(sys.stderr)
+    console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
     _add(root, console)
     if logs_dir is not None:
