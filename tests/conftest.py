@@ -1,4 +1,21 @@
-"""Shared pytest setup: deterministic, CPU-only, quiet."""
+"""Shared pytest setup: CPU only, small synthetic data generated once per session."""
 import os
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402  (after the environment is fixed)
+
+# Tiny but real: the synthetic generator in the real Market/Duke layouts.
+SYNTHETIC = dict(seed=0, num_ids=24, images_per_id=8, queries_per_id=1, gallery_per_id=4,
+                 height=32, width=16)
+IMAGE_OPTS = dict(height=32, width=16)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A data folder holding synthetic ``market1501`` and ``dukemtmc``."""
+    from dualref.datasets.synthetic import generate
+
+    root = tmp_path_factory.mktemp("data")
+    generate(root, **SYNTHETIC)
+    return str(root)

@@ -61,7 +61,7 @@ def save_features_h5(path: str, query_feats: torch.Tensor, gallery_feats: torch.
 
     from ..utils.io import atomic_open
 
-    with atomic_open(path, "wb") as handle, h5py.File(handle, "w") as h5:
+    with atomic_open(path, "w+b") as handle, h5py.File(handle, "w") as h5:  # h5py reads back
         for name, feats, items in (("query", query_feats, query), ("gallery", gallery_feats, gallery)):
             group = h5.create_group(name)
             group["features"] = feats.numpy()
