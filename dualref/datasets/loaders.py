@@ -168,4 +168,7 @@ def build_test_loader(
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         worker_init_fn=worker_init_fn,
+        # Its own generator: iterating must not advance the global RNG, or an
+        # extra evaluation would change the training that follows it.
+        generator=torch.Generator().manual_seed(0),
     )

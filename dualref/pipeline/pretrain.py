@@ -2,6 +2,7 @@
 import logging
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -117,7 +118,9 @@ def pretrain(cfg: PretrainConfig) -> dict:
     for epoch in range(start_epoch, cfg.epochs):
         # Stepped before training, as the original: epoch e trains at the
         # schedule's value for e + 1 (warm-up starts at 0.109x, not 0.01x).
-        scheduler.step()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+            scheduler.step()
         source_loader.new_epoch()
         target_loader.new_epoch()
         tic = time.time()
