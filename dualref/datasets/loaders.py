@@ -114,9 +114,8 @@ def _train_sampler(items: Sequence[Item], batch_size: int, num_instances: int, s
         sampler: Sampler = RandomMultipleGallerySampler(items, num_instances=num_instances, seed=seed)
     else:
         sampler = RandomSampler(items, generator=torch.Generator().manual_seed(seed))
-    if len(sampler) < batch_size:
-        raise UserError(f"--batch-size {batch_size} exceeds the {len(sampler)} samples one pass over "
-                        f"the training set yields; lower --batch-size")
+    if len(sampler) == 0:
+        raise UserError("no trainable sample: every item is labelled -1 (outlier)")
     return sampler
 
 
@@ -135,13 +134,18 @@ def build_train_loader(
     """Endless augmented training loader of ``iters`` batches per epoch (P x K identity batches)."""
     check_batch_size(batch_size, num_instances)
     sampler = _train_sampler(items, batch_size, num_instances, seed)
+    if len(sampler) < batch_size:
+        logger.warning("one pass yields %d samples, fewer than --batch-size %d: smaller batches",
+                       len(sampler), batch_size)
     loader = DataLoader(
         ImageDataset(items, root=root, transform=build_train_transform(height, width, random_erasing)),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        drop_last=True,
+        # A pass shorter than one batch (e.g. fewer pseudo-identities than
+        # batch_size / num_instances) still gives one, smaller, batch.
+        drop_last=len(sampler) >= batch_size,
         worker_init_fn=worker_init_fn,
         # Drives the per-worker seeds, so augmentation repeats for a given seed.
         generator=torch.Generator().manual_seed(seed),

@@ -118,6 +118,8 @@ def adapt(cfg: AdaptConfig) -> dict:
         start_epoch, best_mAP, eps = int(state["epoch"]), float(state["best_mAP"]), state.get("eps")
         if cfg.mu > 0 and "memory" in state:
             spread = _spread_loss(cfg, state["memory"], device)
+            # Trained slots are no longer unit vectors: restore them verbatim.
+            spread.memory.data.copy_(state["memory"])
     elif cfg.init:
         copy_state_dict(load_checkpoint(cfg.init)["state_dict"], unwrap(model))
     else:
