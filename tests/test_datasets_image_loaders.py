@@ -75,8 +75,12 @@ def test_target_loader_plain_shuffle_and_too_large_batch(items):
     seen = [loader.next()[4] for _ in range(3)]
     assert all(len(ix) == 5 for ix in seen)
     assert len(set(torch.cat(seen).tolist())) == 15  # one full pass covers every item, -1 included
-    with pytest.raises(UserError, match="--batch-size 10"):
-        build_train_loader(data, 16, 8, batch_size=10, num_instances=2, workers=0, iters=1, root=root)
+    # a pass shorter than the batch (few identities) gives one smaller batch per pass
+    short = build_train_loader(data, 16, 8, batch_size=10, num_instances=2, workers=0, iters=2, root=root)
+    assert [len(short.next()[4]) for _ in range(2)] == [8, 8]
+    outliers = [(p, -1, c) for p, _, c in data]
+    with pytest.raises(UserError, match="outlier"):
+        build_train_loader(outliers, 16, 8, batch_size=4, num_instances=2, workers=0, iters=1, root=root)
     with pytest.raises(UserError, match="not divisible"):
         build_train_loader(data, 16, 8, batch_size=6, num_instances=4, workers=0, iters=1, root=root)
 
