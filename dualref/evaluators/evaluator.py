@@ -1,7 +1,7 @@
 """Query/gallery evaluation: features -> distances -> mAP/CMC, one result type."""
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch

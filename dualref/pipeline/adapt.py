@@ -21,7 +21,7 @@ from ..utils.device import place_model, resolve_device, unwrap
 from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.seeding import seed_everything
-from .common import build_model, evaluate_model, extract_items, load_dataset
+from .common import RunConfig, adam, build_model, evaluate_model, extract_items, load_dataset
 from .labels import make_pseudo_labels
 from .state import BEST, load_run_checkpoint, resume_path, save_run_checkpoint
 
@@ -29,24 +29,11 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class AdaptConfig:
+class AdaptConfig(RunConfig):
     """Every setting of stage 2 (defaults: Dual-Refinement, Duke->Market)."""
 
-    dataset_source: str = "dukemtmc"
-    dataset_target: str = "market1501"
-    data_dir: str = os.path.join("examples", "data")
     logs_dir: str = os.path.join("logs", "adapt")
     init: str = ""
-    arch: str = "resnet50"
-    features: int = 0
-    dropout: float = 0.0
-    height: int = 256
-    width: int = 128
-    batch_size: int = 64
-    num_instances: int = 4
-    workers: int = 4
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
     epochs: int = 40
     iters: int = 400
     epochs_decay: Optional[int] = 20  # None: constant learning rate (the baseline)
@@ -64,12 +51,6 @@ class AdaptConfig:
     R: Optional[int] = None  # None: the paper's choice, 5 for a Market target, else 2
     norm_features: bool = True  # losses on normalised bn_x (Dual-Refinement) or pooled x
     random_erasing: bool = True
-    seed: int = 1
-    device: str = "auto"
-    amp: Optional[str] = None
-    resume: Optional[str] = None
-    print_freq: int = 50
-    verbose: bool = True
 
 
 def default_R(dataset_target: str) -> int:
@@ -199,12 +180,9 @@ def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr
                                 batch_size=cfg.batch_size, num_instances=cfg.num_instances,
                                 workers=cfg.workers, iters=cfg.iters,
                                 random_erasing=cfg.random_erasing, seed=cfg.seed * 1000 + epoch)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if spread is not None:
-        params += list(spread.parameters())
+    params = list(model.parameters()) + (list(spread.parameters()) if spread is not None else [])
     # A new optimiser every epoch, as the original (the memory persists).
-    optimizer = torch.optim.Adam([{"params": [p], "lr": lr, "weight_decay": cfg.weight_decay}
-                                  for p in params])
+    optimizer = adam(params, lr, cfg.weight_decay)
     refined = torch.from_numpy(pseudo.refined) if pseudo.refined is not None else None
     trainer = ClusterTrainer(model, pseudo.num_clusters,
                              LossWeights(alpha=cfg.alpha, lmd=cfg.lmd, mu=cfg.mu),

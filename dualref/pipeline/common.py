@@ -1,7 +1,8 @@
 """Setup shared by every stage: datasets, loaders, models, evaluation."""
 import logging
 import os
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -13,6 +14,38 @@ from ..evaluators.evaluator import (EvalResult, evaluate_features, query_gallery
 from ..features import extract_features
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """Settings every training stage shares (defaults: SPEC and the original scripts)."""
+
+    dataset_source: str = "dukemtmc"
+    dataset_target: str = "market1501"
+    data_dir: str = os.path.join("examples", "data")
+    logs_dir: str = os.path.join("logs", "run")
+    arch: str = "resnet50"
+    features: int = 0
+    dropout: float = 0.0
+    height: int = 256
+    width: int = 128
+    batch_size: int = 64
+    num_instances: int = 4
+    workers: int = 4
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    seed: int = 1
+    device: str = "auto"
+    amp: Optional[str] = None
+    resume: Optional[str] = None
+    print_freq: int = 50
+    verbose: bool = True
+
+
+def adam(params: List[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with one parameter group per tensor, as the original builds it."""
+    return torch.optim.Adam([{"params": [p], "lr": lr, "weight_decay": weight_decay}
+                             for p in params if p.requires_grad])
 
 
 def load_dataset(name: str, data_dir: str, verbose: bool = True):

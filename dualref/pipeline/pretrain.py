@@ -6,7 +6,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-import torch
 
 from ..datasets.loaders import build_train_loader
 from ..trainers import PreTrainer
@@ -16,52 +15,27 @@ from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.lr_scheduler import WarmupMultiStepLR
 from ..utils.seeding import seed_everything
-from .common import build_model, evaluate_model, load_dataset
+from .common import RunConfig, adam, build_model, evaluate_model, load_dataset
 from .state import BEST, load_run_checkpoint, resume_path, save_run_checkpoint
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(RunConfig):
     """Every setting of stage 1 (defaults: SPEC / the original pretrain.sh)."""
 
-    dataset_source: str = "dukemtmc"
-    dataset_target: str = "market1501"
-    data_dir: str = os.path.join("examples", "data")
     logs_dir: str = os.path.join("logs", "source-pretrain")
-    arch: str = "resnet50"
     pretrained: bool = True
     pretrained_path: Optional[str] = None
-    features: int = 0
-    dropout: float = 0.0
-    height: int = 256
-    width: int = 128
-    batch_size: int = 64
-    num_instances: int = 4
-    workers: int = 4
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
     warmup_step: int = 10
     milestones: List[int] = field(default_factory=lambda: [40, 70])
     epochs: int = 80
     iters: int = 200
     eval_step: int = 40
     margin: float = 0.0
-    seed: int = 1
-    device: str = "auto"
-    amp: Optional[str] = None
     rerank: bool = False
-    resume: Optional[str] = None
     evaluate: bool = False
-    print_freq: int = 50
-    verbose: bool = True
-
-
-def _optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam([{"params": [p], "lr": lr, "weight_decay": weight_decay}
-                             for p in params])
 
 
 def pretrain(cfg: PretrainConfig) -> dict:
@@ -97,7 +71,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
                                        seed=cfg.seed, **loader_args)
     target_loader = build_train_loader(target.train, num_instances=0, seed=cfg.seed + 1,
                                        **loader_args)
-    optimizer = _optimizer(model, cfg.lr, cfg.weight_decay)
+    optimizer = adam(list(model.parameters()), cfg.lr, cfg.weight_decay)
     scheduler = WarmupMultiStepLR(optimizer, cfg.milestones, gamma=0.1, warmup_factor=0.01,
                                   warmup_iters=cfg.warmup_step)
     start_epoch, best_mAP = 0, 0.0
