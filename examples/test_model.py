@@ -5,6 +5,7 @@ import os
 from dualref.engine import options
 from dualref.engine.runner import run_main, start_run
 from dualref.pipeline.test import test_checkpoint
+from dualref.utils.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
+    if not os.path.isfile(args.resume):
+        raise UserError(f"--resume {args.resume}: no such checkpoint file")
     logs_dir = os.path.dirname(os.path.abspath(args.resume))
     start_run(args, logs_dir, log_name="log_test.txt", options_name="options_test.json")
     tag = "_rerank" if args.rerank else ""
