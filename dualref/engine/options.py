@@ -1,7 +1,6 @@
 """Command-line options shared by the drivers (names as in the original code)."""
 import argparse
 import os
-from typing import Sequence
 
 
 def _positive_int(text: str) -> int:
@@ -68,8 +67,6 @@ def add_data_args(parser: argparse.ArgumentParser, source: bool = True, target: 
                                 "with num_instances images each")
     group.add_argument("--data-dir", metavar="PATH", default=default_data_dir(),
                        help="folder holding <dataset>/<release folder> (default: examples/data)")
-    group.add_argument("--skip-bad-images", action="store_true",
-                       help="skip (and count) images that cannot be decoded instead of stopping")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -134,11 +131,6 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
                        help="weight of the source-distance term in the Jaccard distance")
     group.add_argument("--rr-gpu", action="store_true",
                        help="accepted for compatibility; the Jaccard distance runs on --device")
-
-
-def parse_milestones(values: Sequence[int]) -> list:
-    """Sorted list of LR milestones."""
-    return sorted(int(v) for v in values)
 
 
 def build_adapt_parser(method: str) -> argparse.ArgumentParser:
