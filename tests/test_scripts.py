@@ -88,3 +88,11 @@ def test_unknown_dataset_is_rejected_with_the_valid_names():
     proc = _run([sys.executable, "examples/test_model.py", "--dataset-target", "cuhk03",
                  "--resume", "x"])
     assert proc.returncode == 2 and "market1501" in proc.stderr
+
+
+def test_checkpoint_of_another_architecture_is_refused(synthetic_root, random_checkpoint):
+    proc = _run([sys.executable, "examples/test_model.py", "--dataset-target", "market1501",
+                 "--resume", str(random_checkpoint), "--data-dir", synthetic_root,
+                 "-a", "resnet34", "--quiet"])
+    assert proc.returncode == 2
+    assert "not a checkpoint of this architecture" in proc.stderr and "--arch" in proc.stderr

@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from ..datasets.loaders import build_train_loader
 from ..losses.spread import SpreadLoss
 from ..trainers import ClusterTrainer, LossWeights
-from ..utils.checkpoint import copy_state_dict, load_checkpoint
 from ..utils.device import place_model, resolve_device, unwrap
 from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.seeding import seed_everything
 from .common import RunConfig, adam, build_model, evaluate_model, extract_items, load_dataset
 from .labels import make_pseudo_labels
-from .state import BEST, load_run_checkpoint, resume_path, save_run_checkpoint
+from .state import BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ def adapt(cfg: AdaptConfig) -> dict:
             # Trained slots are no longer unit vectors: restore them verbatim.
             spread.memory.data.copy_(state["memory"])
     elif cfg.init:
-        copy_state_dict(load_checkpoint(cfg.init)["state_dict"], unwrap(model))
+        load_weights(cfg.init, model)
     else:
         raise UserError("--init PATH is required: the source-pretrained model_best.pth.tar "
                         "(sh scripts/pretrain.sh SOURCE TARGET SEED writes it)")
@@ -157,7 +156,7 @@ def adapt(cfg: AdaptConfig) -> dict:
     logger.info("Test on the best model.")
     best_path = os.path.join(cfg.logs_dir, BEST)
     if os.path.exists(best_path):
-        copy_state_dict(load_checkpoint(best_path)["state_dict"], unwrap(model))
+        load_weights(best_path, model)
     final = evaluate()
     results = {"config": asdict(cfg), "best_mAP": best_mAP, "best": final.to_dict()}
     write_json(os.path.join(cfg.logs_dir, "results.json"), results)

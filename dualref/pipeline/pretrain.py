@@ -6,17 +6,15 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-
 from ..datasets.loaders import build_train_loader
 from ..trainers import PreTrainer
-from ..utils.checkpoint import copy_state_dict, load_checkpoint
-from ..utils.device import place_model, resolve_device, unwrap
+from ..utils.device import place_model, resolve_device
 from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.lr_scheduler import WarmupMultiStepLR
 from ..utils.seeding import seed_everything
 from .common import RunConfig, adam, build_model, evaluate_model, load_dataset
-from .state import BEST, load_run_checkpoint, resume_path, save_run_checkpoint
+from .state import BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +57,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
     if cfg.evaluate:
         if not cfg.resume:
             raise UserError("--evaluate needs --resume PATH (the checkpoint to evaluate)")
-        copy_state_dict(load_checkpoint(cfg.resume)["state_dict"], unwrap(model))
+        load_weights(cfg.resume, model)
         results = {"source": evaluate(source, "source").to_dict(),
                    "target": evaluate(target, "target").to_dict()}
         write_json(os.path.join(cfg.logs_dir, "results_evaluate.json"), results)
@@ -117,7 +115,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
 
     best_path = os.path.join(cfg.logs_dir, BEST)
     if os.path.exists(best_path):
-        copy_state_dict(load_checkpoint(best_path)["state_dict"], unwrap(model))
+        load_weights(best_path, model)
     target_result = evaluate(target, "target")
     results = {"config": asdict(cfg), "best_source_mAP": best_mAP,
                "direct_transfer": target_result.to_dict()}

@@ -8,6 +8,7 @@ from torch import nn
 from ..utils.checkpoint import (checkpoint_for_release, copy_state_dict, load_checkpoint,
                                 save_checkpoint)
 from ..utils.device import unwrap
+from ..utils.errors import UserError
 from ..utils.seeding import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,23 @@ def save_run_checkpoint(logs_dir: str, model: nn.Module, epoch: int, best_mAP: f
     save_checkpoint(state, is_best, fpath=os.path.join(logs_dir, CHECKPOINT))
 
 
+def load_weights(path: str, model: nn.Module, state: Optional[Dict[str, Any]] = None
+                 ) -> Dict[str, Any]:
+    """Copy a checkpoint's weights into ``model``; refuse one for another backbone.
+
+    Heads (classifier, embedding) may differ; the backbone and the BN neck
+    must match, or the scores would be silently meaningless.
+    """
+    state = load_checkpoint(path) if state is None else state
+    report = copy_state_dict(state["state_dict"], unwrap(model))
+    wrong = [k for k in report.missing + report.mismatched
+             if k.startswith("base.") or k.startswith("feat_bn.")]
+    if wrong:
+        raise UserError(f"{path}: not a checkpoint of this architecture ({len(wrong)} backbone "
+                        f"tensors missing or of another shape, e.g. {wrong[0]}); check --arch")
+    return state
+
+
 def resume_path(resume: Optional[str], logs_dir: str) -> Optional[str]:
     """``--resume auto`` means this run's own checkpoint, if there is one."""
     if resume == "auto":
@@ -38,8 +56,7 @@ def resume_path(resume: Optional[str], logs_dir: str) -> Optional[str]:
 
 def load_run_checkpoint(path: str, model: nn.Module) -> Dict[str, Any]:
     """Load weights into ``model`` and restore the RNG states; returns the state."""
-    state = load_checkpoint(path)
-    copy_state_dict(state["state_dict"], unwrap(model))
+    state = load_weights(path, model)
     if "rng" in state:
         set_rng_state(state["rng"])
     logger.info("=> Resumed %s: epoch %s, best mAP %.1f%%", path, state.get("epoch"),

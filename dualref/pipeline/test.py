@@ -3,10 +3,11 @@ import logging
 import os
 from typing import Optional
 
-from ..utils.checkpoint import copy_state_dict, load_checkpoint
+from ..utils.checkpoint import load_checkpoint
 from ..utils.device import place_model, resolve_device
 from ..utils.io import write_json
 from .common import build_model, evaluate_model, load_dataset, save_features_h5
+from .state import load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
     state = load_checkpoint(checkpoint)
     dataset = load_dataset(dataset_target, data_dir, verbose=verbose)
     model = build_model(arch, pretrained=False, features=features, dropout=dropout)
-    copy_state_dict(state["state_dict"], model)
+    load_weights(checkpoint, model, state)
     model = place_model(model, dev)
     logger.info("Test on the target domain of %s:", dataset_target)
     result, query_feats, gallery_feats = evaluate_model(
