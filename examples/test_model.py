@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", required=True, metavar="PATH", help="checkpoint to test")
     parser.add_argument("--save-features", metavar="PATH",
                         help="write query/gallery features, ids and cameras to this HDF5 file")
+    parser.add_argument("--vis-ranks", type=int, default=0, metavar="N",
+                        help="save a picture of N queries with their top-10 gallery images")
     parser.add_argument("--cut_at_pooling", action="store_true",
                         help="accepted for compatibility with the original CLI; has no effect")
     return parser
@@ -33,7 +35,7 @@ def main(args: argparse.Namespace) -> None:
         args.resume, args.dataset_target, args.data_dir, arch=args.arch, features=args.features,
         dropout=args.dropout, height=args.height, width=args.width, batch_size=args.batch_size,
         workers=args.workers, device=args.device, amp=args.amp, rerank=args.rerank,
-        save_features=args.save_features, verbose=not args.quiet,
+        save_features=args.save_features, vis_ranks=args.vis_ranks, verbose=not args.quiet,
         results_path=os.path.join(logs_dir, f"results_test_{args.dataset_target}{tag}.json"))
 
 

@@ -34,7 +34,8 @@ def random_checkpoint(tmp_path_factory):
 def test_test_sh_prints_the_original_lines_and_writes_results(synthetic_root, random_checkpoint):
     h5_path = random_checkpoint.parent / "feats.h5"
     proc = _run(["sh", "scripts/test.sh", "market1501", str(random_checkpoint),
-                 "--data-dir", synthetic_root, "--save-features", str(h5_path), *SMALL])
+                 "--data-dir", synthetic_root, "--save-features", str(h5_path),
+                 "--vis-ranks", "3", *SMALL])
     assert proc.returncode == 0, proc.stderr
     for line in ("Mean AP:", "CMC Scores:", "top-1", "top-5", "top-10"):
         assert line in proc.stdout
@@ -47,6 +48,9 @@ def test_test_sh_prints_the_original_lines_and_writes_results(synthetic_root, ra
         norms = torch.from_numpy(h5["query"]["features"][:]).norm(dim=1)
         assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)
     assert (random_checkpoint.parent / "log_test.txt").exists()
+    from PIL import Image
+    with Image.open(random_checkpoint.parent / "ranked_lists_market1501.png") as picture:
+        assert picture.width > 10 * IMAGE_OPTS["width"] and picture.height > 3 * IMAGE_OPTS["height"]
 
 
 def test_rerank_runs_and_changes_the_score(synthetic_root, random_checkpoint):

@@ -3,6 +3,7 @@ import logging
 import os
 from typing import Optional
 
+from ..evaluators.evaluator import squared_euclidean
 from ..utils.checkpoint import load_checkpoint
 from ..utils.device import place_model, resolve_device
 from ..utils.io import write_json
@@ -17,8 +18,12 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
                     width: int = 128, batch_size: int = 256, workers: int = 4,
                     device: str = "auto", amp: Optional[str] = None, rerank: bool = False,
                     save_features: Optional[str] = None, results_path: Optional[str] = None,
-                    verbose: bool = True):
-    """Load ``checkpoint`` into a fresh model and print/write its target scores."""
+                    vis_ranks: int = 0, vis_path: Optional[str] = None, verbose: bool = True):
+    """Load ``checkpoint`` into a fresh model and print/write its target scores.
+
+    Optionally saves the features (HDF5) and a ranked-list picture of
+    ``vis_ranks`` queries (top-10 gallery, matches framed green).
+    """
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     dataset = load_dataset(dataset_target, data_dir, verbose=verbose)
@@ -36,4 +41,13 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
         write_json(results_path, record)
     if save_features:
         save_features_h5(save_features, query_feats, gallery_feats, dataset.query, dataset.gallery)
+    if vis_ranks > 0:
+        from ..visualize import save_ranked_lists
+
+        path = vis_path or os.path.join(os.path.dirname(os.path.abspath(checkpoint)),
+                                        f"ranked_lists_{dataset_target}.png")
+        save_ranked_lists(squared_euclidean(query_feats, gallery_feats), dataset.query,
+                          dataset.gallery, path, num_queries=vis_ranks,
+                          title=f"{os.path.basename(checkpoint)} on {dataset_target}")
+        logger.info("Saved ranked lists of %d queries to %s", vis_ranks, path)
     return result
