@@ -23,11 +23,21 @@ def run_main(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace
     except UserError as err:
         if getattr(args, "debug", False):
             raise
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def one_line(err: Exception) -> str:
+    """The error's own message, also when a DataLoader worker wrapped it in a traceback."""
+    lines = str(err).strip().splitlines()
+    if len(lines) > 1 and "Traceback" in str(err):
+        last = lines[-1]
+        prefix = f"{type(err).__module__}.{type(err).__name__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last
+    return " ".join(line.strip() for line in lines)
 
 
 def start_run(args: argparse.Namespace, logs_dir: str, log_name: str = "log.txt",
