@@ -32,3 +32,13 @@ def test_debug_keeps_the_traceback():
 
 def test_success_returns_main_value():
     assert run_main(_parser(), lambda args: 7, argv=[]) == 7
+
+
+def test_worker_wrapped_error_is_reduced_to_its_message():
+    from dualref.engine.runner import one_line
+
+    wrapped = UserError("Caught UserError in DataLoader worker process 0.\n"
+                        "Original Traceback (most recent call last):\n  File \"x.py\"\n"
+                        "dualref.utils.errors.UserError: cannot read image /d/b.jpg: truncated")
+    assert one_line(wrapped) == "cannot read image /d/b.jpg: truncated"
+    assert one_line(UserError("plain")) == "plain"
