@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..datasets.loaders import build_train_loader
+from ..datasets.samplers import check_batch_size
 from ..losses.spread import SpreadLoss
 from ..trainers import ClusterTrainer, LossWeights
 from ..utils.device import place_model, resolve_device, unwrap
@@ -59,6 +60,7 @@ def default_R(dataset_target: str) -> int:
 
 def validate(cfg: AdaptConfig, num_samples: int) -> None:
     """Reject settings that cannot work, naming the option."""
+    check_batch_size(cfg.batch_size, cfg.num_instances)
     if cfg.R is None:
         cfg.R = default_R(cfg.dataset_target)
     if cfg.R < 1:

@@ -12,9 +12,10 @@ import pickle
 import re
 import shutil
 import types
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from torch import nn
@@ -54,7 +55,7 @@ def load_checkpoint(fpath: PathLike) -> Dict[str, Any]:
     except (EOFError, RuntimeError, OSError) as err:  # torch reports a cut-off zip as any of these
         raise UserError(f"checkpoint {fpath}: file is truncated or corrupted ({_first_line(err)})") from err
     except Exception as err:  # pickle/zip/key errors from arbitrary bytes
-        global_name = _unsafe_global(str(err))
+        global_name = _unsafe_global(str(err)) or _global_in_raw_pickle(fpath)
         if global_name:
             raise UserError(f"refusing to load {fpath}: unpickling it would call {global_name}, "
                             "which could execute code") from err
@@ -67,11 +68,38 @@ def load_checkpoint(fpath: PathLike) -> Dict[str, Any]:
 
 def _safe_torch_load(fpath: Path) -> Any:
     """torch.load with weights_only where it can name numpy globals, else a restricted unpickler."""
-    if hasattr(torch.serialization, "safe_globals") and torch.__version__ >= (2, 6):
-        entries = [(obj, name) for name, obj in allowed_numpy_globals().items()]
-        with torch.serialization.safe_globals(entries):
-            return torch.load(fpath, map_location="cpu", weights_only=True)
-    return _restricted_torch_load(fpath)
+    with warnings.catch_warnings():
+        # torch warns about pickle protocols of old files before refusing or loading them.
+        warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+        if hasattr(torch.serialization, "safe_globals") and torch.__version__ >= (2, 6):
+            entries = [(obj, name) for name, obj in allowed_numpy_globals().items()]
+            with torch.serialization.safe_globals(entries):
+                return torch.load(fpath, map_location="cpu", weights_only=True)
+        return _restricted_torch_load(fpath)
+
+
+def _global_in_raw_pickle(fpath: Path) -> Optional[str]:
+    """The first non-allowed global a plain pickle file names, read without running it."""
+    import pickletools
+
+    allowed = set(allowed_numpy_globals()) | {"collections.OrderedDict"}
+    strings: List[str] = []
+    try:
+        with open(fpath, "rb") as handle:
+            for opcode, arg, _ in pickletools.genops(handle):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                    strings.append(arg)
+                    continue
+                name = None
+                if opcode.name == "GLOBAL":
+                    name = arg.replace(" ", ".")
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = f"{strings[-2]}.{strings[-1]}"
+                if name and name not in allowed and not name.startswith("torch."):
+                    return name
+    except Exception:  # not a pickle stream at all: nothing to report
+        return None
+    return None
 
 
 def _restricted_torch_load(fpath: Path) -> Any:
