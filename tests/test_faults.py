@@ -58,7 +58,6 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(synthetic_root, tmp
     proc.wait()
     state = load_checkpoint(ckpt)  # the last good checkpoint is intact
     assert 2 <= state["epoch"] <= 6
-    assert not [p for p in os.listdir(killed) if p.endswith(".tmp")] or True
     assert _run(_pretrain_args(synthetic_root, killed, "--resume", "auto")).returncode == 0
     a, b = load_checkpoint(straight / "checkpoint.pth.tar"), load_checkpoint(ckpt)
     assert a["epoch"] == b["epoch"] == 6
