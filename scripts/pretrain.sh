@@ -1,5 +1,7 @@
 #!/bin/sh
 # Stage 1: supervised pre-training on SOURCE, direct-transfer test on TARGET.
+# NPROC=N (and NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT) start N processes per machine
+# with torchrun (see scripts/launch.sh); unset: one python process.
 # Usage: sh scripts/pretrain.sh <SOURCE> <TARGET> <SEED> [extra options for examples/source_pretrain.py]
 # Uses every visible GPU (DataParallel), or the CPU when there is none; pick GPUs
 # with CUDA_VISIBLE_DEVICES. Extra options come last, so they override these.
@@ -13,6 +15,7 @@ TARGET=$2
 SEED=$3
 shift 3
 
-python examples/source_pretrain.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" --margin 0.0 \
+. "$(dirname "$0")/launch.sh"
+run_driver examples/source_pretrain.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" --margin 0.0 \
 	--num-instances 4 -b 64 -j 4 --warmup-step 10 --lr 0.00035 --milestones 40 70 --iters 200 --epochs 80 --eval-step 40 \
 	--logs-dir "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}" "$@"

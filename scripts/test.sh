@@ -1,5 +1,7 @@
 #!/bin/sh
 # Evaluate a checkpoint on a target dataset.
+# NPROC=N (and NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT) start N processes per machine
+# with torchrun (see scripts/launch.sh); unset: one python process.
 # Usage: sh scripts/test.sh <TARGET> <MODEL_PATH> [extra options for examples/test_model.py]
 if [ $# -lt 2 ]
   then
@@ -10,4 +12,5 @@ TARGET=$1
 MODEL=$2
 shift 2
 
-python examples/test_model.py -b 256 -j 8 -a resnet50 --dataset-target "${TARGET}" --resume "${MODEL}" "$@"
+. "$(dirname "$0")/launch.sh"
+run_driver examples/test_model.py -b 256 -j 8 -a resnet50 --dataset-target "${TARGET}" --resume "${MODEL}" "$@"

@@ -1,5 +1,7 @@
 #!/bin/sh
 # Stage 2 baseline: clustering-based adaptation without LR and IM-SP.
+# NPROC=N (and NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT) start N processes per machine
+# with torchrun (see scripts/launch.sh); unset: one python process.
 # Usage: sh scripts/train_baseline.sh <SOURCE> <TARGET> <SEED> [extra options for examples/baseline_train.py]
 # Needs logs/<SOURCE>TO<TARGET>/source-pretrain-<SEED>/model_best.pth.tar (scripts/pretrain.sh).
 if [ $# -lt 3 ]
@@ -12,7 +14,8 @@ TARGET=$2
 SEED=$3
 shift 3
 
-python examples/baseline_train.py -ds "${SOURCE}" -dt "${TARGET}" \
+. "$(dirname "$0")/launch.sh"
+run_driver examples/baseline_train.py -ds "${SOURCE}" -dt "${TARGET}" \
 	--num-instances 4 --lr 0.00035 --iters 400 -b 64 --epochs 40 --dropout 0 --lambda-value 0 \
 	--init "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}/model_best.pth.tar" \
 	--logs-dir "logs/${SOURCE}TO${TARGET}/Baseline/seed${SEED}" \

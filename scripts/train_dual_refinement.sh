@@ -1,5 +1,7 @@
 #!/bin/sh
 # Dual-Refinement (baseline + off-line label refinement + instance-memory spread-out).
+# NPROC=N (and NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT) start N processes per machine
+# with torchrun (see scripts/launch.sh); unset: one python process.
 # Usage: sh scripts/train_dual_refinement.sh <SOURCE> <TARGET> <SEED> <R> [extra options for examples/dual_refine_train.py]
 # The two scripts of the original README call this one with the paper's settings.
 if [ $# -lt 4 ]
@@ -13,7 +15,8 @@ SEED=$3
 R=$4
 shift 4
 
-python examples/dual_refine_train.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" \
+. "$(dirname "$0")/launch.sh"
+run_driver examples/dual_refine_train.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" \
 	--num-instances 4 --lr 0.00035 --iters 400 -b 64 --dropout 0 --lambda-value 0 \
 	--init "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}/model_best.pth.tar" \
 	--logs-dir "logs/${SOURCE}TO${TARGET}/DualRefinement/seed${SEED}" \
