@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
                           num_instances=False)
     options.add_model_args(parser)
     options.add_eval_args(parser)
-    options.add_runtime_args(parser, logs_dir=False)
+    options.add_runtime_args(parser, logs_dir=False, train=False)
     parser.add_argument("--resume", required=True, metavar="PATH", help="checkpoint to test")
     parser.add_argument("--save-features", metavar="PATH",
                         help="write query/gallery features, ids and cameras to this HDF5 file")
@@ -36,6 +36,7 @@ def main(args: argparse.Namespace) -> None:
         dropout=args.dropout, height=args.height, width=args.width, batch_size=args.batch_size,
         workers=args.workers, device=args.device, amp=args.amp, rerank=args.rerank,
         save_features=args.save_features, vis_ranks=args.vis_ranks, verbose=not args.quiet,
+        channels_last=args.channels_last, compile=args.compile,
         results_path=os.path.join(logs_dir, f"results_test_{args.dataset_target}{tag}.json"))
 
 

@@ -7,8 +7,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
-from dualref.datasets.samplers import RandomMultipleGallerySampler, check_batch_size
+from dualref.datasets.samplers import (BatchShardSampler, RandomMultipleGallerySampler,
+                                       check_batch_size)
 from dualref.datasets.transforms import build_test_transform, build_train_transform
+from dualref.utils import distributed
 from dualref.utils.errors import UserError
 from dualref.utils.seeding import worker_init_fn
 
@@ -81,7 +83,7 @@ class IterLoader:
     def state_dict(self) -> dict[str, Any]:
         """RNG state of the sampler and of the worker seeds (tensors and ints only)."""
         state: dict[str, Any] = {}
-        sampler = getattr(self.loader, "sampler", None)
+        sampler = _base_sampler(self.loader)
         if hasattr(sampler, "state_dict"):
             state["sampler"] = sampler.state_dict()
         elif getattr(sampler, "generator", None) is not None:
@@ -92,7 +94,7 @@ class IterLoader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; the next :meth:`new_epoch` continues the saved run."""
-        sampler = getattr(self.loader, "sampler", None)
+        sampler = _base_sampler(self.loader)
         if "sampler" in state:
             sampler.load_state_dict(state["sampler"])
         if "sampler_generator" in state:
@@ -106,6 +108,12 @@ class IterLoader:
         self.new_epoch()
         for _ in range(len(self)):
             yield self.next()
+
+
+def _base_sampler(loader: DataLoader) -> Optional[Sampler]:
+    """The loader's sampler, seen through a rank shard: checkpoints do not depend on the process count."""
+    sampler = getattr(loader, "sampler", None)
+    return getattr(sampler, "base", sampler)
 
 
 def _train_sampler(items: Sequence[Item], batch_size: int, num_instances: int, seed: int) -> Sampler:
@@ -130,28 +138,55 @@ def build_train_loader(
     random_erasing: bool = False,
     seed: int = 0,
     root: Optional[str] = None,
+    num_replicas: Optional[int] = None,
+    rank: Optional[int] = None,
 ) -> IterLoader:
-    """Endless augmented training loader of ``iters`` batches per epoch (P x K identity batches)."""
+    """Endless augmented training loader of ``iters`` batches per epoch (P x K identity batches).
+
+    ``batch_size`` is the global batch: under ``torchrun`` (or with
+    ``num_replicas`` > 1) this rank gets its ``batch_size / num_replicas``
+    share of every global batch, in whole identity groups.
+    """
+    num_replicas = distributed.world_size() if num_replicas is None else num_replicas
+    rank = (distributed.rank() if rank is None else rank) if num_replicas > 1 else 0
     check_batch_size(batch_size, num_instances)
     sampler = _train_sampler(items, batch_size, num_instances, seed)
-    if len(sampler) < batch_size:
+    per_rank = batch_size
+    if num_replicas > 1:
+        sampler, per_rank = _shard(sampler, batch_size, num_instances, num_replicas, rank)
+    elif len(sampler) < batch_size:
         logger.warning("one pass yields %d samples, fewer than --batch-size %d: smaller batches",
                        len(sampler), batch_size)
     loader = DataLoader(
         ImageDataset(items, root=root, transform=build_train_transform(height, width, random_erasing)),
-        batch_size=batch_size,
+        batch_size=per_rank,
         sampler=sampler,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         # A pass shorter than one batch (e.g. fewer pseudo-identities than
         # batch_size / num_instances) still gives one, smaller, batch.
-        drop_last=len(sampler) >= batch_size,
+        drop_last=len(sampler) >= per_rank,
         worker_init_fn=worker_init_fn,
-        # Drives the per-worker seeds, so augmentation repeats for a given seed.
-        generator=torch.Generator().manual_seed(seed),
+        # Drives the per-worker seeds, so augmentation repeats for a given
+        # seed; rank 0 keeps the single-process seed, other ranks differ.
+        generator=torch.Generator().manual_seed(seed + 100_003 * rank),
         persistent_workers=False,
     )
     return IterLoader(loader, length=iters)
+
+
+def _shard(sampler: Sampler, batch_size: int, num_instances: int, num_replicas: int,
+           rank: int) -> tuple[Sampler, int]:
+    """This rank's share of every global batch; refuses splits that break identity groups."""
+    per_rank, rest = divmod(batch_size, num_replicas)
+    if rest or (num_instances and per_rank % num_instances):
+        unit = num_replicas * max(num_instances, 1)
+        raise UserError(f"--batch-size {batch_size} is the global batch: with {num_replicas} "
+                        f"processes it must be a multiple of {unit} (processes x --num-instances)")
+    if len(sampler) < batch_size:
+        raise UserError(f"one pass yields {len(sampler)} samples, fewer than the global "
+                        f"--batch-size {batch_size}: run with fewer processes or a smaller batch")
+    return BatchShardSampler(sampler, batch_size, num_replicas, rank), per_rank
 
 
 def build_test_loader(
@@ -161,14 +196,22 @@ def build_test_loader(
     batch_size: int,
     workers: int,
     root: Optional[str] = None,
+    shard: Optional[bool] = None,
 ) -> DataLoader:
-    """Ordered loader without augmentation: batch rows follow the item order."""
+    """Ordered loader without augmentation: batch rows follow the item order.
+
+    With ``shard`` (default: under ``torchrun``) this rank reads only its
+    contiguous share of the items; the dataset's ``index`` still names each
+    item's global row, so gathered features keep row i == item i.
+    """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size} must be at least 1")
+    shard = distributed.world_size() > 1 if shard is None else shard
+    indices = distributed.shard_range(len(items)) if shard else None
     return DataLoader(
         ImageDataset(items, root=root, transform=build_test_transform(height, width)),
         batch_size=batch_size,
-        shuffle=False,
+        sampler=indices,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         worker_init_fn=worker_init_fn,

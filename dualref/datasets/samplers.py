@@ -124,3 +124,35 @@ class RandomIdentitySampler(_SeededSampler):
             replace = len(members) < self.num_instances
             order.extend(int(i) for i in rng.choice(members, size=self.num_instances, replace=replace))
         return iter(order)
+
+
+class BatchShardSampler(Sampler[int]):
+    """One rank's share of every global batch drawn by ``base`` (for DDP).
+
+    ``base`` draws the same order on every rank (same seed and pass); each
+    global batch of ``batch_size`` indices is cut into ``num_replicas``
+    consecutive slices and rank r takes slice r. With P x K batches and a
+    slice size that is a multiple of K, every rank gets whole identity
+    groups, the ranks' batches concatenated are exactly the single-process
+    batch, and every identity is still drawn once per pass. A trailing
+    partial batch is dropped, as the single-process loader drops it.
+    """
+
+    def __init__(self, base: Sampler, batch_size: int, num_replicas: int, rank: int) -> None:
+        if batch_size % num_replicas:
+            raise UserError(f"--batch-size {batch_size} (the global batch) does not split over "
+                            f"{num_replicas} processes")
+        self.base = base
+        self.batch_size = batch_size
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.per_rank = batch_size // num_replicas
+
+    def __len__(self) -> int:
+        return len(self.base) // self.batch_size * self.per_rank
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(self.base)
+        start = self.rank * self.per_rank
+        for offset in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            yield from order[offset + start:offset + start + self.per_rank]

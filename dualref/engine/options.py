@@ -98,19 +98,35 @@ def add_optim_args(parser: argparse.ArgumentParser, epochs: int, iters: int, eva
 
 
 def add_runtime_args(parser: argparse.ArgumentParser, logs_dir: bool = True,
-                     seed: int = 1) -> None:
-    """Device, seed, logging and run-folder options."""
+                     seed: int = 1, train: bool = True) -> None:
+    """Device, seed, logging and run-folder options (``train``: BatchNorm grouping too)."""
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", default="auto",
                        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N")
     group.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                        help="mixed-precision autocast (default: full float32)")
+    group.add_argument("--channels-last", action="store_true",
+                       help="model and images in channels-last memory layout (faster convs on GPUs)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile the model (skipped with a warning where unavailable)")
+    if train:
+        add_batchnorm_args(group)
     group.add_argument("--seed", type=int, default=seed)
     group.add_argument("--print-freq", type=_positive_int, default=50)
     group.add_argument("--quiet", action="store_true", help="no progress bars (log lines are kept)")
     group.add_argument("--debug", action="store_true", help="show full tracebacks")
     if logs_dir:
         group.add_argument("--logs-dir", metavar="PATH", default=os.path.join("logs", "run"))
+
+
+def add_batchnorm_args(group) -> None:
+    """BatchNorm grouping: the same statistics on one GPU, four, or many processes."""
+    group.add_argument("--bn-group-size", type=_non_negative_int, default=16, metavar="N",
+                       help="BatchNorm statistics over groups of N images, as the original's "
+                            "4-GPU DataParallel with batch 64 (0: over the whole per-device batch)")
+    group.add_argument("--bn-stats", choices=["first", "mean"], default="first",
+                       help="running statistics from the first group of each batch (what "
+                            "DataParallel kept) or the mean over groups")
 
 
 def add_eval_args(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ import logging
 import sys
 from typing import Any, Callable, Optional, Sequence
 
+from ..utils import distributed
 from ..utils.errors import UserError
 from ..utils.io import write_json
 from ..utils.logging import setup_logging
@@ -28,6 +29,8 @@ def run_main(parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        distributed.shutdown()
 
 
 def one_line(err: Exception) -> str:
@@ -42,7 +45,14 @@ def one_line(err: Exception) -> str:
 
 def start_run(args: argparse.Namespace, logs_dir: str, log_name: str = "log.txt",
               options_name: str = "options.json") -> logging.Logger:
-    """Set up logging into ``logs_dir`` and save the resolved options there."""
+    """Set up logging into ``logs_dir`` and save the resolved options there.
+
+    Under ``torchrun`` only rank 0 writes files and logs; the others print
+    warnings and errors only.
+    """
+    if not distributed.is_main():
+        root = setup_logging(None, level=logging.WARNING)
+        return root
     root = setup_logging(logs_dir, filename=log_name)
     write_json(f"{logs_dir}/{options_name}", vars(args))
     logger.info("==========\nArgs: %s\n==========", vars(args))

@@ -17,11 +17,13 @@ from ..datasets.loaders import build_train_loader
 from ..datasets.samplers import check_batch_size
 from ..losses.spread import SpreadLoss
 from ..trainers import ClusterTrainer, LossWeights
-from ..utils.device import place_model, resolve_device, unwrap
+from ..utils import distributed
+from ..utils.device import setup_device, unwrap
 from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.seeding import seed_everything
-from .common import RunConfig, adam, build_model, evaluate_model, extract_items, load_dataset
+from .common import (RunConfig, adam, build_model, evaluate_model, extract_items, load_dataset,
+                     prepare_model)
 from .labels import make_pseudo_labels
 from .state import BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint
 
@@ -82,7 +84,8 @@ def epoch_lr(cfg: AdaptConfig, epoch: int) -> float:
 def adapt(cfg: AdaptConfig) -> dict:
     """Run the adaptation; returns the best and final target results."""
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = setup_device(cfg.device)
+    verbose = cfg.verbose and distributed.is_main()  # one progress bar, not one per rank
     target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose)
     source = (load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose)
               if cfg.lambda_value > 0 else None)
@@ -90,11 +93,14 @@ def adapt(cfg: AdaptConfig) -> dict:
     validate(cfg, num_samples)
     model = build_model(cfg.arch, num_classes=num_samples, pretrained=False,
                         features=cfg.features, dropout=cfg.dropout, norm=cfg.norm_features)
-    model = place_model(model, device)
+    model = prepare_model(model, device, cfg.batch_size, bn_group_size=cfg.bn_group_size,
+                          bn_stats=cfg.bn_stats, channels_last=cfg.channels_last,
+                          compile=cfg.compile)
     spread: Optional[SpreadLoss] = None  # the instance memory, created at the first epoch
 
     start_epoch, best_mAP, eps = 0, 0.0, None
-    resume = resume_path(cfg.resume, cfg.logs_dir)
+    # Rank 0 decides, so every rank resumes (or fails naming the file) alike.
+    resume = distributed.broadcast_object(resume_path(cfg.resume, cfg.logs_dir))
     if resume:
         state = load_run_checkpoint(resume, model)
         start_epoch, best_mAP, eps = int(state["epoch"]), float(state["best_mAP"]), state.get("eps")
@@ -110,11 +116,13 @@ def adapt(cfg: AdaptConfig) -> dict:
 
     def extract(items, desc):
         return extract_items(model, items, cfg.height, cfg.width, cfg.batch_size, cfg.workers,
-                             device, amp=cfg.amp, verbose=cfg.verbose, desc=desc)
+                             device, amp=cfg.amp, verbose=verbose, desc=desc,
+                             channels_last=cfg.channels_last)
 
     def evaluate():
         return evaluate_model(model, target, cfg.height, cfg.width, cfg.batch_size, cfg.workers,
-                              device, amp=cfg.amp, verbose=cfg.verbose)[0]
+                              device, amp=cfg.amp, verbose=verbose,
+                              channels_last=cfg.channels_last)[0]
 
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
     true_ids = [pid for _, pid, _ in target.train]
@@ -126,10 +134,13 @@ def adapt(cfg: AdaptConfig) -> dict:
         if cfg.mu > 0 and spread is None:
             spread = _spread_loss(cfg, F.normalize(features, dim=1), device)
         source_features = extract(source.train, "source features") if source else None
-        pseudo = make_pseudo_labels(
-            features, eps, cfg.rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
-            source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
-            device=device, seed=0, verbose=cfg.verbose)
+        pseudo = None
+        if distributed.is_main():  # clustering once; every rank gets its labels
+            pseudo = make_pseudo_labels(
+                features, eps, cfg.rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
+                source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
+                device=device, seed=0, verbose=verbose)
+        pseudo = distributed.broadcast_object(pseudo)
         eps = pseudo.eps
         record.update(pseudo.stats)
         lr = epoch_lr(cfg, epoch)
@@ -140,7 +151,8 @@ def adapt(cfg: AdaptConfig) -> dict:
                            epoch, pseudo.num_clusters)
             record["skipped_training"] = True
         else:
-            record.update(_train_epoch(cfg, epoch, model, spread, target, pseudo, lr, device))
+            record.update(_train_epoch(cfg, epoch, model, spread, target, pseudo, lr, device,
+                                       verbose))
         is_best = False
         if (epoch + 1) % cfg.eval_step == 0 or epoch == cfg.epochs - 1:
             result = evaluate()
@@ -152,16 +164,20 @@ def adapt(cfg: AdaptConfig) -> dict:
         extra = {"eps": eps, "stage": "adapt"}
         if spread is not None:
             extra["memory"] = spread.memory.detach().cpu()
-        save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best, **extra)
-        append_jsonl(metrics_path, record)
+        if distributed.is_main():  # one writer; the other ranks hold the same state
+            save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best, **extra)
+            append_jsonl(metrics_path, record)
 
     logger.info("Test on the best model.")
     best_path = os.path.join(cfg.logs_dir, BEST)
-    if os.path.exists(best_path):
+    if distributed.is_main() and os.path.exists(best_path):
         load_weights(best_path, model)
+    # Rank 0 wrote the file: the others take its weights (no shared disk needed).
+    distributed.broadcast_module(unwrap(model))
     final = evaluate()
     results = {"config": asdict(cfg), "best_mAP": best_mAP, "best": final.to_dict()}
-    write_json(os.path.join(cfg.logs_dir, "results.json"), results)
+    if distributed.is_main():
+        write_json(os.path.join(cfg.logs_dir, "results.json"), results)
     return results
 
 
@@ -173,7 +189,7 @@ def _spread_loss(cfg: AdaptConfig, memory: torch.Tensor, device: torch.device) -
 
 
 def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr: float,
-                 device: torch.device) -> dict:
+                 device: torch.device, verbose: bool) -> dict:
     """Reset the classifier, build loader and optimiser, train one epoch."""
     unwrap(model).reset_classifier(pseudo.centers.to(device))
     items = [(path, int(label), cam) for (path, _, cam), label in zip(target.train, pseudo.labels)]
@@ -188,7 +204,8 @@ def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr
     trainer = ClusterTrainer(model, pseudo.num_clusters,
                              LossWeights(alpha=cfg.alpha, lmd=cfg.lmd, mu=cfg.mu),
                              refined_labels=refined, spread=spread, device=device, amp=cfg.amp,
-                             print_freq=cfg.print_freq, verbose=cfg.verbose)
+                             print_freq=cfg.print_freq, verbose=verbose,
+                             channels_last=cfg.channels_last)
     loader.new_epoch()
     tic = time.time()
     losses = trainer.train_epoch(epoch, loader, optimizer, cfg.iters)

@@ -12,6 +12,9 @@ from ..datasets.loaders import build_test_loader
 from ..evaluators.evaluator import (EvalResult, evaluate_features, query_gallery_items,
                                     split_features)
 from ..features import extract_features
+from ..models.batchnorm import convert_batchnorm, plan_groups
+from ..utils import distributed
+from ..utils.device import place_model
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,10 @@ class RunConfig:
     seed: int = 1
     device: str = "auto"
     amp: Optional[str] = None
+    bn_group_size: int = 16  # BatchNorm statistics over groups of 16, as 4-GPU DataParallel
+    bn_stats: str = "first"  # running statistics from the first group, as DataParallel kept
+    channels_last: bool = False
+    compile: bool = False
     resume: Optional[str] = None
     print_freq: int = 50
     verbose: bool = True
@@ -62,27 +69,53 @@ def build_model(arch: str, num_classes: int = 0, pretrained: bool = True,
                          num_classes=num_classes)
 
 
+def prepare_model(model: nn.Module, device: torch.device, batch_size: int,
+                  bn_group_size: int = 16, bn_stats: str = "first",
+                  channels_last: bool = False, compile: bool = False) -> nn.Module:
+    """BatchNorm groups for the global ``batch_size``, then placement (DP, DDP or none).
+
+    Per-process batch >= ``bn_group_size``: ghost BatchNorm in groups; smaller
+    (many processes): statistics synchronised over the ranks of a group.
+    """
+    if bn_group_size > 0:
+        per_rank = batch_size // distributed.world_size()
+        group = distributed.rank_groups(plan_groups(bn_group_size, per_rank)
+                                        if distributed.world_size() > 1 else 1)
+        model = convert_batchnorm(model, bn_group_size, bn_stats, process_group=group)
+    return place_model(model, device, channels_last=channels_last, compile=compile)
+
+
 def extract_items(model: nn.Module, items: Sequence, height: int, width: int,
                   batch_size: int, workers: int, device: torch.device,
                   amp: Optional[str] = None, verbose: bool = True,
-                  desc: str = "features") -> torch.Tensor:
-    """Features of ``items`` (row i = item i) with the test transform."""
+                  desc: str = "features", channels_last: bool = False) -> torch.Tensor:
+    """Features of ``items`` (row i = item i) with the test transform (every rank gets all rows)."""
     loader = build_test_loader(items, height=height, width=width,
                                batch_size=batch_size, workers=workers)
-    return extract_features(model, loader, device, amp=amp, verbose=verbose, desc=desc)
+    return extract_features(model, loader, device, amp=amp, verbose=verbose, desc=desc,
+                            channels_last=channels_last)
 
 
 def evaluate_model(model: nn.Module, dataset, height: int, width: int, batch_size: int,
                    workers: int, device: torch.device, rerank: bool = False,
-                   amp: Optional[str] = None, verbose: bool = True
+                   amp: Optional[str] = None, verbose: bool = True,
+                   channels_last: bool = False
                    ) -> Tuple[EvalResult, torch.Tensor, torch.Tensor]:
-    """Evaluate on ``dataset``'s query/gallery; returns result and both feature sets."""
+    """Evaluate on ``dataset``'s query/gallery; returns result and both feature sets.
+
+    Under ``torchrun`` the ranks share the extraction; rank 0 scores the
+    gathered features and every rank receives its result.
+    """
     items = query_gallery_items(dataset.query, dataset.gallery)
     feats = extract_items(model, items, height, width, batch_size, workers, device,
-                          amp=amp, verbose=verbose, desc="test features")
+                          amp=amp, verbose=verbose, desc="test features",
+                          channels_last=channels_last)
     query_feats, gallery_feats = split_features(feats, items, dataset.query, dataset.gallery)
-    result = evaluate_features(query_feats, gallery_feats, dataset.query, dataset.gallery,
-                               rerank=rerank)
+    result = None
+    if distributed.is_main():
+        result = evaluate_features(query_feats, gallery_feats, dataset.query, dataset.gallery,
+                                   rerank=rerank)
+    result = distributed.broadcast_object(result)
     return result, query_feats, gallery_feats
 
 

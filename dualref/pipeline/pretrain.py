@@ -8,12 +8,13 @@ from typing import List, Optional
 
 from ..datasets.loaders import build_train_loader
 from ..trainers import PreTrainer
-from ..utils.device import place_model, resolve_device
+from ..utils import distributed
+from ..utils.device import setup_device, unwrap
 from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.lr_scheduler import WarmupMultiStepLR
 from ..utils.seeding import seed_everything
-from .common import RunConfig, adam, build_model, evaluate_model, load_dataset
+from .common import RunConfig, adam, build_model, evaluate_model, load_dataset, prepare_model
 from .state import BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -39,19 +40,22 @@ class PretrainConfig(RunConfig):
 def pretrain(cfg: PretrainConfig) -> dict:
     """Train on the labelled source; return source and target results."""
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = setup_device(cfg.device)
+    verbose = cfg.verbose and distributed.is_main()  # one progress bar, not one per rank
     source = load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose)
     target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose)
     model = build_model(cfg.arch, num_classes=source.num_train_pids, pretrained=cfg.pretrained
                         and not (cfg.resume or cfg.evaluate), pretrained_path=cfg.pretrained_path,
                         features=cfg.features, dropout=cfg.dropout)
-    model = place_model(model, device)
+    model = prepare_model(model, device, cfg.batch_size, bn_group_size=cfg.bn_group_size,
+                          bn_stats=cfg.bn_stats, channels_last=cfg.channels_last,
+                          compile=cfg.compile)
 
     def evaluate(dataset, name: str):
         logger.info("Test on %s domain (%s):", name, dataset.name)
         result, _, _ = evaluate_model(model, dataset, cfg.height, cfg.width, cfg.batch_size,
                                       cfg.workers, device, rerank=cfg.rerank, amp=cfg.amp,
-                                      verbose=cfg.verbose)
+                                      verbose=verbose, channels_last=cfg.channels_last)
         return result
 
     if cfg.evaluate:
@@ -60,7 +64,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
         load_weights(cfg.resume, model)
         results = {"source": evaluate(source, "source").to_dict(),
                    "target": evaluate(target, "target").to_dict()}
-        write_json(os.path.join(cfg.logs_dir, "results_evaluate.json"), results)
+        if distributed.is_main():
+            write_json(os.path.join(cfg.logs_dir, "results_evaluate.json"), results)
         return results
 
     loader_args = dict(height=cfg.height, width=cfg.width, batch_size=cfg.batch_size,
@@ -73,7 +78,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
     scheduler = WarmupMultiStepLR(optimizer, cfg.milestones, gamma=0.1, warmup_factor=0.01,
                                   warmup_iters=cfg.warmup_step)
     start_epoch, best_mAP = 0, 0.0
-    resume = resume_path(cfg.resume, cfg.logs_dir)
+    # Rank 0 decides, so every rank resumes (or fails naming the file) alike.
+    resume = distributed.broadcast_object(resume_path(cfg.resume, cfg.logs_dir))
     if resume:
         state = load_run_checkpoint(resume, model)
         start_epoch, best_mAP = int(state["epoch"]), float(state["best_mAP"])
@@ -85,7 +91,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
 
     trainer = PreTrainer(model, source.num_train_pids, target_loader, margin=cfg.margin,
                          device=device, amp=cfg.amp, print_freq=cfg.print_freq,
-                         verbose=cfg.verbose)
+                         verbose=verbose, channels_last=cfg.channels_last)
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
     for epoch in range(start_epoch, cfg.epochs):
         # Stepped before training, as the original: epoch e trains at the
@@ -107,19 +113,23 @@ def pretrain(cfg: PretrainConfig) -> dict:
             record["source"] = result.to_dict()
             logger.info("\n * Finished epoch %3d  source mAP: %5.1f%%  best: %5.1f%%%s\n",
                         epoch, 100 * result.mAP, 100 * best_mAP, " *" if is_best else "")
-        save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best,
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                            source_loader=source_loader.state_dict(),
-                            target_loader=target_loader.state_dict(), stage="pretrain")
-        append_jsonl(metrics_path, record)
+        if distributed.is_main():  # one writer; the other ranks hold the same state
+            save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best,
+                                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                source_loader=source_loader.state_dict(),
+                                target_loader=target_loader.state_dict(), stage="pretrain")
+            append_jsonl(metrics_path, record)
 
     best_path = os.path.join(cfg.logs_dir, BEST)
-    if os.path.exists(best_path):
+    if distributed.is_main() and os.path.exists(best_path):
         load_weights(best_path, model)
+    # Rank 0 wrote the file: the others take its weights (no shared disk needed).
+    distributed.broadcast_module(unwrap(model))
     target_result = evaluate(target, "target")
     results = {"config": asdict(cfg), "best_source_mAP": best_mAP,
                "direct_transfer": target_result.to_dict()}
-    write_json(os.path.join(cfg.logs_dir, "results.json"), results)
-    append_jsonl(metrics_path, {"stage": "pretrain", "epoch": cfg.epochs,
-                                "target": target_result.to_dict()})
+    if distributed.is_main():
+        write_json(os.path.join(cfg.logs_dir, "results.json"), results)
+        append_jsonl(metrics_path, {"stage": "pretrain", "epoch": cfg.epochs,
+                                    "target": target_result.to_dict()})
     return results

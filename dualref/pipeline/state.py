@@ -24,7 +24,7 @@ def save_run_checkpoint(logs_dir: str, model: nn.Module, epoch: int, best_mAP: f
     ``epoch`` is the number of finished epochs, as in the original.
     ``extra`` holds resume state: optimiser, scheduler, loaders, memory, eps...
     """
-    state = checkpoint_for_release(model, int(epoch), float(best_mAP))
+    state = checkpoint_for_release(unwrap(model), int(epoch), float(best_mAP))
     state.update(extra, rng=get_rng_state())
     save_checkpoint(state, is_best, fpath=os.path.join(logs_dir, CHECKPOINT))
 

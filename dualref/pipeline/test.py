@@ -5,9 +5,10 @@ from typing import Optional
 
 from ..evaluators.evaluator import squared_euclidean
 from ..utils.checkpoint import load_checkpoint
-from ..utils.device import place_model, resolve_device
+from ..utils import distributed
+from ..utils.device import setup_device
 from ..utils.io import write_json
-from .common import build_model, evaluate_model, load_dataset, save_features_h5
+from .common import build_model, evaluate_model, load_dataset, prepare_model, save_features_h5
 from .state import load_weights
 
 logger = logging.getLogger(__name__)
@@ -18,22 +19,29 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
                     width: int = 128, batch_size: int = 256, workers: int = 4,
                     device: str = "auto", amp: Optional[str] = None, rerank: bool = False,
                     save_features: Optional[str] = None, results_path: Optional[str] = None,
-                    vis_ranks: int = 0, vis_path: Optional[str] = None, verbose: bool = True):
+                    vis_ranks: int = 0, vis_path: Optional[str] = None, verbose: bool = True,
+                    channels_last: bool = False, compile: bool = False):
     """Load ``checkpoint`` into a fresh model and print/write its target scores.
 
     Optionally saves the features (HDF5) and a ranked-list picture of
-    ``vis_ranks`` queries (top-10 gallery, matches framed green).
+    ``vis_ranks`` queries (top-10 gallery, matches framed green). Under
+    ``torchrun`` the ranks share the extraction and rank 0 writes the files.
     """
-    dev = resolve_device(device)
+    dev = setup_device(device)
+    verbose = verbose and distributed.is_main()
     state = load_checkpoint(checkpoint)
     dataset = load_dataset(dataset_target, data_dir, verbose=verbose)
     model = build_model(arch, pretrained=False, features=features, dropout=dropout)
     load_weights(checkpoint, model, state)
-    model = place_model(model, dev)
+    # Eval mode only: BatchNorm groups do not matter here.
+    model = prepare_model(model, dev, batch_size, bn_group_size=0,
+                          channels_last=channels_last, compile=compile)
     logger.info("Test on the target domain of %s:", dataset_target)
     result, query_feats, gallery_feats = evaluate_model(
         model, dataset, height, width, batch_size, workers, dev, rerank=rerank, amp=amp,
-        verbose=verbose)
+        verbose=verbose, channels_last=channels_last)
+    if not distributed.is_main():
+        return result
     if results_path:
         record = result.to_dict()
         record.update(checkpoint=os.path.abspath(checkpoint), dataset=dataset_target,

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from ..datasets.loaders import IterLoader
 from ..features import autocast_context
+from ..utils import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,19 @@ def _grad_scaler(device: torch.device):
     return torch.cuda.amp.GradScaler()
 
 
+def _global_labels(batch):
+    """Under DDP: this rank's images with the labels and indexes of the global batch.
+
+    The model's training outputs are gathered over ranks (``GatherOutputs``),
+    so the losses pair them with the labels of every rank, in rank order.
+    """
+    if distributed.world_size() == 1:
+        return batch
+    images, paths, pids, camids, indexes = batch
+    return (images, paths, distributed.all_gather_tensor(pids),
+            distributed.all_gather_tensor(camids), distributed.all_gather_tensor(indexes))
+
+
 class Trainer:
     """Runs ``iters`` steps of :meth:`compute_losses` per epoch.
 
@@ -51,20 +65,27 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, device: torch.device, amp: Optional[str] = None,
-                 print_freq: int = 50, verbose: bool = True) -> None:
+                 print_freq: int = 50, verbose: bool = True, channels_last: bool = False) -> None:
         self.model = model
         self.device = device
         self.amp = amp
+        self.channels_last = channels_last
         self.print_freq = print_freq
         self.verbose = verbose
         # float16 needs loss scaling; bfloat16 has float32's range and does not.
+        # Under DDP every rank steps with the same all-reduced gradients, so the
+        # scalers' inf checks and scale updates agree on every rank.
         self.scaler = _grad_scaler(device) if amp == "fp16" and device.type == "cuda" else None
 
     def compute_losses(self, batch) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(self.device, non_blocking=True)
+        """Move a batch tensor to the device (images in channels-last layout if asked)."""
+        tensor = tensor.to(self.device, non_blocking=True)
+        if self.channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
 
     def train_epoch(self, epoch: int, batches: IterLoader, optimizer: torch.optim.Optimizer,
                     iters: int) -> Dict[str, float]:
@@ -76,7 +97,7 @@ class Trainer:
         bar = tqdm(range(iters), desc=f"epoch {epoch}", disable=not self.verbose,
                    leave=False, dynamic_ncols=True)
         for i in bar:
-            batch = batches.next()
+            batch = _global_labels(batches.next())
             data_time.update(time.time() - end)
             with autocast_context(self.device, self.amp):
                 terms = self.compute_losses(batch)
