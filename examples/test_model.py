@@ -35,7 +35,8 @@ def main(args: argparse.Namespace) -> None:
         args.resume, args.dataset_target, args.data_dir, arch=args.arch, features=args.features,
         dropout=args.dropout, height=args.height, width=args.width, batch_size=args.batch_size,
         workers=args.workers, device=args.device, amp=args.amp, rerank=args.rerank,
-        save_features=args.save_features, vis_ranks=args.vis_ranks, verbose=not args.quiet,
+        save_features=args.save_features, vis_ranks=args.vis_ranks,
+        skip_bad_images=args.skip_bad_images, verbose=not args.quiet,
         channels_last=args.channels_last, compile=args.compile,
         results_path=os.path.join(logs_dir, f"results_test_{args.dataset_target}{tag}.json"))
 

@@ -126,3 +126,7 @@ def test_undecodable_image_is_named(synthetic_root, tmp_path):
     victim.write_bytes(b"\xff\xd8\xff not really a jpeg")
     proc = _run(_pretrain_args(str(root), tmp_path / "run", "--epochs", "1", "-j", "1"))
     _one_line_exit_2(proc, victim.name)
+    proc = _run(_pretrain_args(str(root), tmp_path / "skip", "--epochs", "1",
+                               "--skip-bad-images"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "skipping 1 undecodable image(s)" in proc.stdout and victim.name in proc.stdout

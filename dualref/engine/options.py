@@ -67,6 +67,9 @@ def add_data_args(parser: argparse.ArgumentParser, source: bool = True, target: 
                                 "with num_instances images each")
     group.add_argument("--data-dir", metavar="PATH", default=default_data_dir(),
                        help="folder holding <dataset>/<release folder> (default: examples/data)")
+    group.add_argument("--skip-bad-images", action="store_true",
+                       help="decode every image once and skip (and count) the broken ones "
+                            "instead of stopping")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:

@@ -86,8 +86,10 @@ def adapt(cfg: AdaptConfig) -> dict:
     seed_everything(cfg.seed)
     device = setup_device(cfg.device)
     verbose = cfg.verbose and distributed.is_main()  # one progress bar, not one per rank
-    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose)
-    source = (load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose)
+    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose,
+                          skip_bad_images=cfg.skip_bad_images)
+    source = (load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose,
+                          skip_bad_images=cfg.skip_bad_images)
               if cfg.lambda_value > 0 else None)
     num_samples = len(target.train)
     validate(cfg, num_samples)

@@ -47,6 +47,7 @@ class RunConfig:
     resume: Optional[str] = None
     print_freq: int = 50
     verbose: bool = True
+    skip_bad_images: bool = False
 
 
 def adam(params: List[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -55,9 +56,18 @@ def adam(params: List[torch.nn.Parameter], lr: float, weight_decay: float) -> to
                              for p in params if p.requires_grad])
 
 
-def load_dataset(name: str, data_dir: str, verbose: bool = True):
-    """``datasets.create(name, <data_dir>/<name>)`` as the original drivers do."""
-    return datasets.create(name, os.path.join(data_dir, name), verbose=verbose)
+def load_dataset(name: str, data_dir: str, verbose: bool = True, skip_bad_images: bool = False):
+    """``datasets.create(name, <data_dir>/<name>)`` as the original drivers do.
+
+    With ``skip_bad_images`` every image is decoded once and the ones that
+    fail are dropped (and counted in the log) instead of stopping the run.
+    """
+    dataset = datasets.create(name, os.path.join(data_dir, name), verbose=verbose)
+    if skip_bad_images:
+        from ..datasets.verify import skip_bad_images as drop_bad
+
+        dataset.num_skipped_images = drop_bad(dataset, verbose=verbose)
+    return dataset
 
 
 def build_model(arch: str, num_classes: int = 0, pretrained: bool = True,

@@ -42,8 +42,10 @@ def pretrain(cfg: PretrainConfig) -> dict:
     seed_everything(cfg.seed)
     device = setup_device(cfg.device)
     verbose = cfg.verbose and distributed.is_main()  # one progress bar, not one per rank
-    source = load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose)
-    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose)
+    source = load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose,
+                          skip_bad_images=cfg.skip_bad_images)
+    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose,
+                          skip_bad_images=cfg.skip_bad_images)
     model = build_model(cfg.arch, num_classes=source.num_train_pids, pretrained=cfg.pretrained
                         and not (cfg.resume or cfg.evaluate), pretrained_path=cfg.pretrained_path,
                         features=cfg.features, dropout=cfg.dropout)

@@ -30,7 +30,8 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
     dev = setup_device(device)
     verbose = verbose and distributed.is_main()
     state = load_checkpoint(checkpoint)
-    dataset = load_dataset(dataset_target, data_dir, verbose=verbose)
+    dataset = load_dataset(dataset_target, data_dir, verbose=verbose,
+                           skip_bad_images=skip_bad_images)
     model = build_model(arch, pretrained=False, features=features, dropout=dropout)
     load_weights(checkpoint, model, state)
     # Eval mode only: BatchNorm groups do not matter here.
