@@ -6,13 +6,15 @@ quantises them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 _SKIN = np.array([[0.96, 0.80, 0.69], [0.87, 0.67, 0.52], [0.68, 0.49, 0.35], [0.45, 0.31, 0.22]])
 _HAIR = np.array([[0.06, 0.05, 0.05], [0.32, 0.20, 0.11], [0.85, 0.72, 0.42], [0.60, 0.60, 0.60]])
 _PATTERNS = ("solid", "hstripe", "vstripe", "split", "logo")
+# Share of a background that varies per image rather than per camera.
+SCENE_MIX = 0.7
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,9 @@ class Camera:
     light: float
 
 
-def sample_camera(rng: np.random.Generator, style: DomainStyle) -> Camera:
-    """Draw a camera of ``style``'s scene type with its own colour cast."""
-    if style.scene == "outdoor":
+def _scene_colours(rng: np.random.Generator, scene: str):
+    """Wall, floor and detail colours of one ``scene``-type view."""
+    if scene == "outdoor":
         wall = rng.uniform([0.65, 0.6, 0.5], [0.95, 0.92, 0.85])     # light facades / sky
         floor = rng.uniform(0.45, 0.7) * np.ones(3) + rng.uniform(-0.05, 0.05, 3)
         detail = rng.choice([[0.25, 0.55, 0.2], [0.35, 0.35, 0.4], [0.55, 0.4, 0.3]])
@@ -125,9 +127,15 @@ def sample_camera(rng: np.random.Generator, style: DomainStyle) -> Camera:
         wall = rng.uniform([0.15, 0.12, 0.1], [0.45, 0.4, 0.4])      # dark corridors
         floor = rng.uniform(0.1, 0.3) * np.ones(3) + rng.uniform(-0.04, 0.04, 3)
         detail = rng.uniform(0.3, 0.55, 3)                             # pillars / doors
+    return wall, floor, np.asarray(detail, np.float64)
+
+
+def sample_camera(rng: np.random.Generator, style: DomainStyle) -> Camera:
+    """Draw a camera of ``style``'s scene type with its own colour cast."""
+    wall, floor, detail = _scene_colours(rng, style.scene)
     gains = 1.0 + rng.uniform(-style.cast, style.cast, 3)
     return Camera(wall=wall.astype(np.float32), floor=floor.astype(np.float32),
-                  detail=np.asarray(detail, np.float32), horizon=float(rng.uniform(0.35, 0.7)),
+                  detail=detail.astype(np.float32), horizon=float(rng.uniform(0.35, 0.7)),
                   period=float(rng.uniform(0.3, 0.7)), gains=gains.astype(np.float32),
                   light=float(rng.uniform(*style.brightness)))
 
@@ -147,7 +155,16 @@ def _lerp_matrix(n: int, cells: int) -> np.ndarray:
 def background(rng: np.random.Generator, cam: Camera, scene: str, h: int, w: int) -> np.ndarray:
     """The camera's scene seen through a randomly shifted crop."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / h
-    horizon = cam.horizon + rng.uniform(-0.05, 0.05)
+    # Each box sees a different part of the scene (people walk through it): the
+    # camera only sets its flavour, so the background is no camera fingerprint
+    # that would out-weigh the person when target images are clustered.
+    own = _scene_colours(rng, scene)
+    wall, floor, detail = ((1 - SCENE_MIX) * c + SCENE_MIX * o
+                           for c, o in zip((cam.wall, cam.floor, cam.detail), own))
+    cam = replace(cam, wall=wall.astype(np.float32), floor=floor.astype(np.float32),
+                  detail=detail.astype(np.float32),
+                  period=cam.period * float(rng.uniform(0.7, 1.4)))
+    horizon = cam.horizon + rng.uniform(-0.12, 0.12)
     shift = rng.uniform(0, 1)
     img = np.where((yy < horizon)[..., None], cam.wall, cam.floor)
     if scene == "outdoor":
