@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write query/gallery features, ids and cameras to this HDF5 file")
     parser.add_argument("--vis-ranks", type=int, default=0, metavar="N",
                         help="save a picture of N queries with their top-10 gallery images")
+    parser.add_argument("--vis-path", metavar="PNG",
+                        help="where --vis-ranks writes its picture "
+                             "(default: ranked_lists_<target>.png next to the checkpoint)")
     parser.add_argument("--cut_at_pooling", action="store_true",
                         help="accepted for compatibility with the original CLI; has no effect")
     return parser
@@ -35,7 +38,7 @@ def main(args: argparse.Namespace) -> None:
         args.resume, args.dataset_target, args.data_dir, arch=args.arch, features=args.features,
         dropout=args.dropout, height=args.height, width=args.width, batch_size=args.batch_size,
         workers=args.workers, device=args.device, amp=args.amp, rerank=args.rerank,
-        save_features=args.save_features, vis_ranks=args.vis_ranks,
+        save_features=args.save_features, vis_ranks=args.vis_ranks, vis_path=args.vis_path,
         skip_bad_images=args.skip_bad_images, verbose=not args.quiet,
         channels_last=args.channels_last, compile=args.compile,
         results_path=os.path.join(logs_dir, f"results_test_{args.dataset_target}{tag}.json"))

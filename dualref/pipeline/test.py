@@ -20,7 +20,8 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
                     device: str = "auto", amp: Optional[str] = None, rerank: bool = False,
                     save_features: Optional[str] = None, results_path: Optional[str] = None,
                     vis_ranks: int = 0, vis_path: Optional[str] = None, verbose: bool = True,
-                    channels_last: bool = False, compile: bool = False):
+                    channels_last: bool = False, compile: bool = False,
+                    skip_bad_images: bool = False):
     """Load ``checkpoint`` into a fresh model and print/write its target scores.
 
     Optionally saves the features (HDF5) and a ranked-list picture of
