@@ -20,7 +20,8 @@
 # Extra options come last, so they override these (e.g. -j 4 on a bigger machine).
 set -e
 
-# Folders can be moved with environment variables (the tests use a temporary place).
+# Folders can be moved with environment variables (the tests use a temporary place);
+# PRETRAIN_OPTS / ADAPT_OPTS add options to the pre-training / adaptation runs only.
 DATA=${DATA:-examples/data}
 LOGS=${LOGS:-logs/demo}
 FIGS=${FIGS:-figs}
@@ -28,7 +29,7 @@ SOURCE=dukemtmc
 TARGET=market1501
 COMMON="-ds ${SOURCE} -dt ${TARGET} -a resnet18 --height 64 --width 32 -b 32 -j 0 \
 --data-dir ${DATA} --seed 1 --print-freq 100 --quiet"
-ADAPT="--init ${LOGS}/pretrain/model_best.pth.tar --rho 5e-3 --epochs 12 --iters 40"
+ADAPT="--init ${LOGS}/pretrain/model_best.pth.tar --rho 5e-3 --epochs 12 --iters 40 ${ADAPT_OPTS:-}"
 
 if [ ! -f "${DATA}/${TARGET}/.synthetic_complete.json" ] || \
    [ ! -f "${DATA}/${SOURCE}/.synthetic_complete.json" ]; then
@@ -37,7 +38,7 @@ fi
 
 python examples/source_pretrain.py ${COMMON} --no-pretrained --lr 1e-3 \
 	--epochs 30 --iters 20 --warmup-step 2 --milestones 20 --eval-step 10 \
-	--logs-dir "${LOGS}/pretrain" "$@"
+	--logs-dir "${LOGS}/pretrain" ${PRETRAIN_OPTS:-} "$@"
 
 python examples/baseline_train.py ${COMMON} ${ADAPT} \
 	--logs-dir "${LOGS}/baseline" "$@"

@@ -58,6 +58,12 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
                                         f"ranked_lists_{dataset_target}.png")
         save_ranked_lists(squared_euclidean(query_feats, gallery_feats), dataset.query,
                           dataset.gallery, path, num_queries=vis_ranks,
-                          title=f"{os.path.basename(checkpoint)} on {dataset_target}")
+                          title=f"{_run_name(checkpoint)} on {dataset_target}")
         logger.info("Saved ranked lists of %d queries to %s", vis_ranks, path)
     return result
+
+
+def _run_name(checkpoint: str) -> str:
+    """``<run folder>/<file>``: enough to tell two runs' pictures apart."""
+    path = os.path.abspath(checkpoint)
+    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))

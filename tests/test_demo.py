@@ -1,0 +1,34 @@
+"""The quick start's demo, shortened: the table, every figure, and adaptation helps."""
+import json
+import os
+import subprocess
+
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = ["direct transfer", "baseline", "+ LR only", "+ IM-SP only", "+ LR + IM-SP"]
+
+
+def test_short_demo_produces_the_table_and_every_figure(tmp_path):
+    # Shortened from the demo's 30 + 12 epochs: 20 pre-training epochs, one adaptation
+    # epoch per variant (about 3 minutes on 2 cores). Measured: direct transfer 36.9 mAP,
+    # the four adapted variants 44.3-47.2.
+    env = dict(os.environ, DATA=str(tmp_path / "data"), LOGS=str(tmp_path / "logs"),
+               FIGS=str(tmp_path / "figs"), ADAPT_OPTS="--epochs 1",
+               PRETRAIN_OPTS="--epochs 20 --milestones 14 --eval-step 20")
+    proc = subprocess.run(["sh", "scripts/demo.sh"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figs = tmp_path / "figs"
+    table = (figs / "results_table.md").read_text()
+    for row in ROWS:
+        assert f"| {row} |" in table and f"| {row} |" in proc.stdout
+    assert (figs / "results_table.csv").stat().st_size > 0
+    for name in ("map_curves.png", "label_quality.png", "ranked_lists_direct_transfer.png",
+                 "ranked_lists_dual_refinement.png"):
+        with Image.open(figs / name) as picture:
+            assert picture.width > 200 and picture.height > 100, name
+    direct = json.loads((tmp_path / "logs" / "pretrain" / "results.json").read_text())
+    for run in ("baseline", "lr_only", "imsp_only", "dual"):
+        adapted = json.loads((tmp_path / "logs" / run / "results.json").read_text())
+        assert adapted["best_mAP"] > direct["direct_transfer"]["mAP"] + 0.03, run
