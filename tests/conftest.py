@@ -7,8 +7,8 @@ import pytest  # noqa: E402  (after the environment is fixed)
 
 # Tiny but real: the synthetic generator in the real Market/Duke layouts.
 SYNTHETIC = dict(seed=0, num_ids=24, images_per_id=8, queries_per_id=1, gallery_per_id=4,
-                 height=32, width=16)
-IMAGE_OPTS = dict(height=32, width=16)
+                 height=64, width=32)
+IMAGE_OPTS = dict(height=64, width=32)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Faults and bad input: killed runs resume exactly, mistakes give one line and exit 2."""
+import json
 import os
 import pickle
 import signal
@@ -40,29 +41,62 @@ def _one_line_exit_2(proc, needle):
     assert "Traceback" not in proc.stderr
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_weights(synthetic_root, tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert _run(_pretrain_args(synthetic_root, straight)).returncode == 0
-    # Kill once the second epoch's checkpoint exists, mid-way through a later epoch.
-    proc = subprocess.Popen([sys.executable, *_pretrain_args(synthetic_root, killed)], cwd=REPO,
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_after_epoch(args, ckpt, epoch, delay):
+    """Start a run, SIGKILL it ``delay`` s after checkpoint ``epoch`` appears."""
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    ckpt = killed / "checkpoint.pth.tar"
     while time.time() < deadline and proc.poll() is None:
-        if ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= 2:
+        if ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= epoch:
             break
         time.sleep(0.05)
-    time.sleep(0.3)
+    time.sleep(delay)
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = load_checkpoint(ckpt)  # the last good checkpoint is intact
-    assert 2 <= state["epoch"] <= 6
-    assert _run(_pretrain_args(synthetic_root, killed, "--resume", "auto")).returncode == 0
-    a, b = load_checkpoint(straight / "checkpoint.pth.tar"), load_checkpoint(ckpt)
-    assert a["epoch"] == b["epoch"] == 6
+    return load_checkpoint(ckpt)  # the last good checkpoint is intact
+
+
+def _same_weights(a_path, b_path, epochs):
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a["epoch"] == b["epoch"] == epochs
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+    return a, b
+
+
+def test_sigkill_during_pretraining_then_resume(synthetic_root, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert _run(_pretrain_args(synthetic_root, straight)).returncode == 0
+    state = _kill_after_epoch(_pretrain_args(synthetic_root, killed),
+                              killed / "checkpoint.pth.tar", epoch=2, delay=0.3)
+    assert 2 <= state["epoch"] <= 6
+    assert _run(_pretrain_args(synthetic_root, killed, "--resume", "auto")).returncode == 0
+    _same_weights(straight / "checkpoint.pth.tar", killed / "checkpoint.pth.tar", 6)
+
+
+def test_sigkill_during_adaptation_then_resume(synthetic_root, tmp_path):
+    init = tmp_path / "pre"
+    assert _run(_pretrain_args(synthetic_root, init)).returncode == 0
+
+    def adapt_args(logs, *extra):
+        return ["examples/dual_refine_train.py", "-ds", "market1501", "-dt", "dukemtmc", "-a",
+                "resnet18", *IMG, "-b", "16", "-j", "0", "--epochs", "3", "--iters", "4",
+                "--epochs_decay", "2", "--rho", "0.02", "--device", "cpu", "--quiet",
+                "--data-dir", synthetic_root, "--init", str(init / "model_best.pth.tar"),
+                "--logs-dir", str(logs), *extra]
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert _run(adapt_args(straight)).returncode == 0
+    state = _kill_after_epoch(adapt_args(killed), killed / "checkpoint.pth.tar", epoch=1,
+                              delay=0.5)
+    assert 1 <= state["epoch"] <= 3 and "eps" in state
+    assert _run(adapt_args(killed, "--resume", "auto")).returncode == 0
+    a, b = _same_weights(straight / "checkpoint.pth.tar", killed / "checkpoint.pth.tar", 3)
+    assert torch.equal(a["memory"], b["memory"]) and a["eps"] == b["eps"]
+    assert a["best_mAP"] == b["best_mAP"]
+    records = [json.loads(line) for line in open(killed / "metrics.jsonl")]
+    assert [r["epoch"] for r in records] == [0, 1, 2]  # no lost or repeated epoch
 
 
 @pytest.fixture()

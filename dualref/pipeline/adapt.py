@@ -25,7 +25,8 @@ from ..utils.seeding import seed_everything
 from .common import (RunConfig, adam, build_model, evaluate_model, extract_items, load_dataset,
                      prepare_model)
 from .labels import make_pseudo_labels
-from .state import BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint
+from .state import (BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint,
+                    trim_metrics)
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def adapt(cfg: AdaptConfig) -> dict:
 
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
     true_ids = [pid for _, pid, _ in target.train]
+    if distributed.is_main():
+        trim_metrics(metrics_path, start_epoch, "adapt")
     for epoch in range(start_epoch, cfg.epochs):
         record = {"stage": "adapt", "epoch": epoch}
         tic = time.time()
@@ -167,8 +170,10 @@ def adapt(cfg: AdaptConfig) -> dict:
         if spread is not None:
             extra["memory"] = spread.memory.detach().cpu()
         if distributed.is_main():  # one writer; the other ranks hold the same state
-            save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best, **extra)
+            # Metrics before the checkpoint: a crash in between redoes this epoch,
+            # and the resumed run drops the stale record (trim_metrics).
             append_jsonl(metrics_path, record)
+            save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best, **extra)
 
     logger.info("Test on the best model.")
     best_path = os.path.join(cfg.logs_dir, BEST)

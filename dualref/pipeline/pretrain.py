@@ -15,7 +15,8 @@ from ..utils.io import append_jsonl, write_json
 from ..utils.lr_scheduler import WarmupMultiStepLR
 from ..utils.seeding import seed_everything
 from .common import RunConfig, adam, build_model, evaluate_model, load_dataset, prepare_model
-from .state import BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint
+from .state import (BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint,
+                    trim_metrics)
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
                          device=device, amp=cfg.amp, print_freq=cfg.print_freq,
                          verbose=verbose, channels_last=cfg.channels_last)
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
+    if distributed.is_main():
+        trim_metrics(metrics_path, start_epoch, "pretrain")
     for epoch in range(start_epoch, cfg.epochs):
         # Stepped before training, as the original: epoch e trains at the
         # schedule's value for e + 1 (warm-up starts at 0.109x, not 0.01x).
@@ -116,11 +119,13 @@ def pretrain(cfg: PretrainConfig) -> dict:
             logger.info("\n * Finished epoch %3d  source mAP: %5.1f%%  best: %5.1f%%%s\n",
                         epoch, 100 * result.mAP, 100 * best_mAP, " *" if is_best else "")
         if distributed.is_main():  # one writer; the other ranks hold the same state
+            # Metrics before the checkpoint: a crash in between redoes this epoch,
+            # and the resumed run drops the stale record (trim_metrics).
+            append_jsonl(metrics_path, record)
             save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best,
                                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 source_loader=source_loader.state_dict(),
                                 target_loader=target_loader.state_dict(), stage="pretrain")
-            append_jsonl(metrics_path, record)
 
     best_path = os.path.join(cfg.logs_dir, BEST)
     if distributed.is_main() and os.path.exists(best_path):

@@ -1,4 +1,5 @@
 """Run checkpoints: the authors' format plus everything a resume needs."""
+import json
 import logging
 import os
 from typing import Any, Dict, Optional
@@ -9,6 +10,7 @@ from ..utils.checkpoint import (checkpoint_for_release, copy_state_dict, load_ch
                                 save_checkpoint)
 from ..utils.device import unwrap
 from ..utils.errors import UserError
+from ..utils.io import atomic_open, read_jsonl
 from ..utils.seeding import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,15 @@ def load_weights(path: str, model: nn.Module, state: Optional[Dict[str, Any]] = 
         raise UserError(f"{path}: not a checkpoint of this architecture ({len(wrong)} backbone "
                         f"tensors missing or of another shape, e.g. {wrong[0]}); check --arch")
     return state
+
+
+def trim_metrics(path: str, start_epoch: int, stage: str) -> None:
+    """Drop ``stage`` records of epochs a resumed run will redo (written before a crash)."""
+    records = read_jsonl(path)
+    kept = [r for r in records if r.get("stage") != stage or r.get("epoch", 0) < start_epoch]
+    if len(kept) != len(records):
+        with atomic_open(path, "w") as handle:
+            handle.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
 
 
 def resume_path(resume: Optional[str], logs_dir: str) -> Optional[str]:
