@@ -32,3 +32,12 @@ def test_append_jsonl_accumulates_records(tmp_path):
     append_jsonl(path, {"epoch": 1, "mAP": 0.25})
     assert read_jsonl(path) == [{"epoch": 0}, {"epoch": 1, "mAP": 0.25}]
     assert read_jsonl(tmp_path / "absent.jsonl") == []
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    from dualref.utils.io import remove_stale_temps
+
+    (tmp_path / ".checkpoint.pth.tar.abc123.tmp").write_bytes(b"half")
+    (tmp_path / "checkpoint.pth.tar").write_bytes(b"good")
+    assert remove_stale_temps(tmp_path) == [".checkpoint.pth.tar.abc123.tmp"]
+    assert os.listdir(tmp_path) == ["checkpoint.pth.tar"]

@@ -10,7 +10,7 @@ from ..utils.checkpoint import (checkpoint_for_release, copy_state_dict, load_ch
                                 save_checkpoint)
 from ..utils.device import unwrap
 from ..utils.errors import UserError
-from ..utils.io import atomic_open, read_jsonl
+from ..utils.io import atomic_open, read_jsonl, remove_stale_temps
 from ..utils.seeding import get_rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,9 @@ def resume_path(resume: Optional[str], logs_dir: str) -> Optional[str]:
     """``--resume auto`` means this run's own checkpoint, if there is one."""
     if resume == "auto":
         path = os.path.join(logs_dir, CHECKPOINT)
+        if os.path.isdir(logs_dir):
+            for name in remove_stale_temps(logs_dir):  # half-written files of a killed run
+                logger.info("removed %s left by an interrupted write", name)
         return path if os.path.exists(path) else None
     return resume or None
 

@@ -4,7 +4,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator, List, Union
 
 PathLike = Union[str, os.PathLike]
 _UMASK = os.umask(0)
@@ -39,6 +39,16 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def remove_stale_temps(directory: PathLike) -> List[str]:
+    """Delete temporary files that a killed :func:`atomic_open` left in ``directory``."""
+    removed = []
+    for path in Path(directory).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path.name)
+    return removed
 
 
 def write_json(path: PathLike, obj: Any) -> None:
