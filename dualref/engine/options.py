@@ -1,41 +1,27 @@
 """Command-line options shared by the drivers (names as in the original code)."""
 import argparse
 import os
+from typing import Any, Callable
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _checked(cast: Callable[[str], Any], ok: Callable[[Any], bool], expected: str,
+             name: str) -> Callable[[str], Any]:
+    """An argparse ``type`` that converts with ``cast`` and rejects values failing ``ok``."""
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in "invalid <name> value" messages
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
-    return value
-
-
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+_positive_int = _checked(int, lambda v: v > 0, "a positive integer", "positive integer")
+_non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0", "integer")
+_fraction = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)", "fraction")
+_unit_interval = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "number")
+_non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0", "number")
 
 
 def default_data_dir() -> str:

@@ -22,7 +22,7 @@ from ..utils.device import setup_device, unwrap
 from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.seeding import seed_everything
-from .common import (RunConfig, adam, build_model, evaluate_model, extract_items, load_dataset,
+from .common import (RunConfig, adam, build_model, evaluate_model, extract_items, load_run_dataset,
                      prepare_model)
 from .labels import make_pseudo_labels
 from .state import (BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint,
@@ -55,6 +55,10 @@ class AdaptConfig(RunConfig):
     norm_features: bool = True  # losses on normalised bn_x (Dual-Refinement) or pooled x
     random_erasing: bool = True
 
+    def __post_init__(self) -> None:
+        if self.R is None:  # resolved here so results.json records the R actually used
+            self.R = default_R(self.dataset_target)
+
 
 def default_R(dataset_target: str) -> int:
     """The paper's R: 5 for Duke->Market, 2 for Market->Duke (and other targets)."""
@@ -64,8 +68,6 @@ def default_R(dataset_target: str) -> int:
 def validate(cfg: AdaptConfig, num_samples: int) -> None:
     """Reject settings that cannot work, naming the option."""
     check_batch_size(cfg.batch_size, cfg.num_instances)
-    if cfg.R is None:
-        cfg.R = default_R(cfg.dataset_target)
     if cfg.R < 1:
         raise UserError(f"--R {cfg.R}: the number of prototypes per cluster must be >= 1")
     if cfg.mu > 0 and not 1 <= cfg.knn < num_samples - 1:
@@ -87,11 +89,8 @@ def adapt(cfg: AdaptConfig) -> dict:
     seed_everything(cfg.seed)
     device = setup_device(cfg.device)
     verbose = cfg.verbose and distributed.is_main()  # one progress bar, not one per rank
-    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose,
-                          skip_bad_images=cfg.skip_bad_images)
-    source = (load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose,
-                          skip_bad_images=cfg.skip_bad_images)
-              if cfg.lambda_value > 0 else None)
+    target = load_run_dataset(cfg, cfg.dataset_target)
+    source = load_run_dataset(cfg, cfg.dataset_source) if cfg.lambda_value > 0 else None
     num_samples = len(target.train)
     validate(cfg, num_samples)
     model = build_model(cfg.arch, num_classes=num_samples, pretrained=False,

@@ -70,6 +70,12 @@ def load_dataset(name: str, data_dir: str, verbose: bool = True, skip_bad_images
     return dataset
 
 
+def load_run_dataset(cfg: RunConfig, name: str):
+    """:func:`load_dataset` with a stage config's data folder and options."""
+    return load_dataset(name, cfg.data_dir, verbose=cfg.verbose,
+                        skip_bad_images=cfg.skip_bad_images)
+
+
 def build_model(arch: str, num_classes: int = 0, pretrained: bool = True,
                 pretrained_path: Optional[str] = None, features: int = 0,
                 dropout: float = 0.0, norm: bool = False) -> nn.Module:

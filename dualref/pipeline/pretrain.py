@@ -14,7 +14,7 @@ from ..utils.errors import UserError
 from ..utils.io import append_jsonl, write_json
 from ..utils.lr_scheduler import WarmupMultiStepLR
 from ..utils.seeding import seed_everything
-from .common import RunConfig, adam, build_model, evaluate_model, load_dataset, prepare_model
+from .common import RunConfig, adam, build_model, evaluate_model, load_run_dataset, prepare_model
 from .state import (BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint,
                     trim_metrics)
 
@@ -43,10 +43,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
     seed_everything(cfg.seed)
     device = setup_device(cfg.device)
     verbose = cfg.verbose and distributed.is_main()  # one progress bar, not one per rank
-    source = load_dataset(cfg.dataset_source, cfg.data_dir, verbose=cfg.verbose,
-                          skip_bad_images=cfg.skip_bad_images)
-    target = load_dataset(cfg.dataset_target, cfg.data_dir, verbose=cfg.verbose,
-                          skip_bad_images=cfg.skip_bad_images)
+    source = load_run_dataset(cfg, cfg.dataset_source)
+    target = load_run_dataset(cfg, cfg.dataset_target)
     model = build_model(cfg.arch, num_classes=source.num_train_pids, pretrained=cfg.pretrained
                         and not (cfg.resume or cfg.evaluate), pretrained_path=cfg.pretrained_path,
                         features=cfg.features, dropout=cfg.dropout)
