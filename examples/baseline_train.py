@@ -1,4 +1,4 @@
-"""Stage 2 baseline: DBSCAN pseudo-labels, CE + triplet on the pooled feature."""
+"""Stage 2 baseline: DBSCAN pseudo-labels, CE + triplet (pooled feature, constant lr by default)."""
 import argparse
 
 from dualref.engine.config import config_from_args
@@ -9,10 +9,8 @@ from dualref.pipeline.adapt import AdaptConfig, adapt
 
 def main(args: argparse.Namespace) -> None:
     start_run(args, args.logs_dir)
-    # The baseline: no refined labels, no spread-out loss, constant lr,
-    # losses on the pooled feature.
-    adapt(config_from_args(AdaptConfig, args, alpha=0.0, mu=0.0, epochs_decay=None,
-                           norm_features=False))
+    # The baseline: no refined labels, no spread-out loss.
+    adapt(config_from_args(AdaptConfig, args, alpha=0.0, mu=0.0))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dualref.pipeline.adapt import AdaptConfig, adapt
 
 def main(args: argparse.Namespace) -> None:
     start_run(args, args.logs_dir)
-    adapt(config_from_args(AdaptConfig, args, norm_features=True))
+    adapt(config_from_args(AdaptConfig, args))
 
 
 if __name__ == "__main__":

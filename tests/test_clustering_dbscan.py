@@ -4,8 +4,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.cluster import DBSCAN
 
-from dualref.clustering.dbscan import (DBSCANClusterer, cluster_dbscan, count_clusters,
-                                       eps_from_rho)
+from dualref.clustering.dbscan import (DBSCANClusterer, PairFill, cluster_dbscan,
+                                       count_clusters, eps_from_rho)
 from dualref.utils.errors import UserError
 
 
@@ -144,3 +144,42 @@ def test_clusterer_fixes_eps_once_and_checkpoints_it():
     np.testing.assert_array_equal(resumed(d2), cluster_dbscan(d2, eps1))
     with pytest.raises(UserError, match="rho"):
         DBSCANClusterer(rho=1.5)
+
+
+def _with_source_term(d: np.ndarray, terms: np.ndarray, lam: float):
+    """Dense (1 - lam) d + lam (s_i + s_j), and its sparse form omitting the pairs where d = 1."""
+    n = d.shape[0]
+    dense = (1 - lam) * d.astype(np.float64) + lam * (terms[:, None] + terms[None, :])
+    np.fill_diagonal(dense, 0.0)  # the diagonal is excluded from eps anyway
+    r, c = np.nonzero(d < 1)
+    sparse = sp.csr_matrix((dense[r, c], (r, c)), shape=(n, n))
+    return dense, sparse
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rho", [1.6e-3, 0.05, 0.4, 0.9])
+def test_eps_counts_omitted_pairs_at_their_source_term_value(seed, rho):
+    # With lambda > 0 an omitted pair lies at (1 - lam) + lam (s_i + s_j), not at 1.
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(3, 70))
+    d = random_dist(rng, n, p_one=0.3 + 0.65 * rng.random(), p_zero=0.1 * rng.random(),
+                    levels=[None, 5][seed % 2])
+    terms = rng.random(n)
+    if seed % 3 == 0:
+        terms = np.floor(terms * 3) / 3  # ties among the omitted values
+    terms /= terms.max()
+    lam = [0.1, 0.3, 0.7, 1.0][seed % 4]
+    dense, sparse = _with_source_term(d, terms, lam)
+    fill = PairFill(1 - lam, lam, terms)
+    assert eps_from_rho(sparse, rho, fill) == pytest.approx(dense_eps(dense, rho), rel=1e-12, abs=1e-15)
+    # counting the omitted pairs at 1 instead is a different (wrong) answer on these inputs
+    if rho >= 0.4:
+        assert eps_from_rho(sparse, rho) != pytest.approx(dense_eps(dense, rho), rel=1e-9)
+
+
+def test_eps_with_source_term_when_no_omitted_pair_is_needed():
+    rng = np.random.default_rng(7)
+    d = random_dist(rng, 40, p_one=0.5)
+    terms = rng.random(40) / 1.0
+    dense, sparse = _with_source_term(d, terms, 0.2)
+    assert eps_from_rho(sparse, 1e-3, PairFill(0.8, 0.2, terms)) == pytest.approx(dense_eps(dense, 1e-3))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from dualref.clustering.dbscan import eps_from_rho
 from dualref.clustering.jaccard import compute_jaccard_dist, source_term
 from dualref.clustering.kreciprocal import smallest_k
 
@@ -124,3 +125,91 @@ def test_smallest_k_breaks_ties_by_lower_index():
         vals, idx = smallest_k(row, 6, margin=margin)
         want = np.argsort(row.numpy()[0], kind="stable")[:6]
         np.testing.assert_array_equal(idx[0].numpy(), want)
+
+
+def reference_arithmetic_jaccard(feats, k1=20, k2=6):
+    """The reference's own float32 arithmetic, written plainly (dense torch, loops).
+
+    Differs from :func:`oracle_jaccard` where rounding matters: ranking
+    distance 2|x|^2 - 2 x.y divided by the column maximum, V rows summed in
+    float32, and the Jaccard distance as 1 - m / (2 - m) from a float32 sum of
+    minima m, clipped at 0. Identical V rows then give either 0 or a residue
+    of a few 1e-8, depending on how their float32 sum rounds.
+    """
+    x = torch.nn.functional.normalize(torch.as_tensor(feats, dtype=torch.float32), dim=1)
+    n = x.shape[0]
+    d = (2 * x.pow(2).sum(1, keepdim=True)).expand(n, n) - 2 * x @ x.T
+    d = (d / d.max(0).values).T
+    rank = torch.argsort(d, dim=1)
+
+    def recip(i, k):
+        fwd = rank[i, :k + 1]
+        return fwd[(rank[fwd, :k + 1] == i).any(1)]
+
+    v = torch.zeros(n, n)
+    for i in range(n):
+        base = recip(i, k1)
+        members = base
+        for c in base.tolist():
+            cand = recip(c, int(np.around(k1 / 2)))
+            if np.intersect1d(cand.numpy(), base.numpy()).size > 2 / 3 * cand.numel():
+                members = torch.cat((members, cand))
+        members = torch.unique(members)
+        w = torch.exp(-d[i, members])
+        v[i, members] = w / w.sum()
+    if k2 != 1:
+        v = v[rank[:, :k2].reshape(-1)].view(n, k2, n).sum(1) / k2
+    out = torch.zeros(n, n)
+    for i in range(n):
+        m = torch.zeros(n)
+        for k in torch.nonzero(v[i])[:, 0].tolist():
+            rows = torch.nonzero(v[:, k])[:, 0]
+            m[rows] += torch.minimum(v[i, k], v[rows, k])
+        out[i] = 1 - m / (2 - m)
+    return out.clamp(min=0).numpy()
+
+
+def reference_eps(dist, rho):
+    tri = np.triu(dist, 1)
+    tri = np.sort(tri[np.nonzero(tri)])
+    return float(tri[:int(np.round(rho * tri.size))].mean())
+
+
+def tight_groups(seed, n=240, per_id=8, noise=0.2, dim=32):
+    g = np.random.default_rng(seed)
+    centers = g.normal(size=(n // per_id, dim))
+    return (centers[np.repeat(np.arange(n // per_id), per_id)]
+            + noise * g.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_identical_vector_pairs_round_like_the_reference(seed):
+    # Tight groups give many pairs whose V rows agree (same k2 neighbours): the
+    # reference's float32 arithmetic leaves some of them at 0 and others at a
+    # ~1e-7 residue that survives the non-zero filter of the eps quantile.
+    x = tight_groups(seed)
+    ref = reference_arithmetic_jaccard(x)
+    dense = np.ones_like(ref)
+    coo = compute_jaccard_dist(x).tocoo()
+    dense[coo.row, coo.col] = coo.data
+    iu = np.triu_indices(len(x), 1)
+    tiny_ref, tiny_ours = ref[iu] < 1e-5, dense[iu] < 1e-5
+    assert tiny_ref.sum() > 20
+    assert np.array_equal(tiny_ref, tiny_ours)  # the same near-identical pairs
+    residues = (dense[iu] > 0) & tiny_ours
+    assert residues.sum() > 0 and (dense[iu] == 0).sum() > 0  # both kinds, as the reference
+    assert np.abs(dense - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_eps_matches_the_reference_arithmetic(seed):
+    x = tight_groups(seed)
+    ref = reference_arithmetic_jaccard(x)
+    ours = compute_jaccard_dist(x)
+    assert eps_from_rho(ours, 0.04) == pytest.approx(reference_eps(ref, 0.04), rel=0.02)
+    # At rho 1.6e-3 eps averages ~46 pairs, a quarter of them rounding residues
+    # whose sign is decided by float32 rounding: the reference's own value moves
+    # with the order of the images, and ours must fall in that range.
+    refs = [reference_eps(reference_arithmetic_jaccard(x[p]), 1.6e-3)
+            for p in [np.arange(len(x))] + [np.random.default_rng(s).permutation(len(x)) for s in (1, 2, 3)]]
+    assert 0.75 * min(refs) <= eps_from_rho(ours, 1.6e-3) <= 1.25 * max(refs)

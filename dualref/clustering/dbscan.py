@@ -9,6 +9,7 @@ DBSCAN neighbour.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -24,6 +25,7 @@ Distances = Union[np.ndarray, sp.spmatrix, sp.sparray]
 
 __all__ = [
     "DBSCANClusterer",
+    "PairFill",
     "cluster_dbscan",
     "count_clusters",
     "eps_from_rho",
@@ -47,18 +49,97 @@ def _check_square(dist: Distances) -> int:
     return int(dist.shape[0])
 
 
-def _upper_values(dist: Distances, fill: float) -> tuple[np.ndarray, int]:
-    """Strict upper-triangle values that are present, and how many are omitted."""
+@dataclass(frozen=True)
+class PairFill:
+    """Distance of a pair omitted from a sparse matrix: ``base + scale * (terms[i] + terms[j])``.
+
+    The Jaccard distance with the source term leaves out the pairs whose
+    k-reciprocal vectors do not overlap; their distance is
+    ``(1 - lambda) + lambda * (s_i + s_j)``, not a constant.
+    """
+
+    base: float
+    scale: float
+    terms: np.ndarray
+
+    def values(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Omitted-pair distance of each pair (i[t], j[t])."""
+        return self.base + self.scale * (self.terms[i] + self.terms[j])
+
+    @property
+    def minimum(self) -> float:
+        """A lower bound of every omitted pair's distance."""
+        return self.base + self.scale * 2 * float(self.terms.min()) if self.terms.size else self.base
+
+
+Fill = Union[float, PairFill]
+
+
+def _upper_pairs(dist: Distances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, values) of the stored strict upper triangle."""
     n = _check_square(dist)
     if sp.issparse(dist):
         m = _canonical_csr(dist)
         rows = np.repeat(np.arange(n, dtype=m.indices.dtype), np.diff(m.indptr))
         upper = m.indices > rows
-        values = m.data[upper]
-        return values, n * (n - 1) // 2 - int(np.count_nonzero(upper))
-    dense = np.asarray(dist)
-    values = np.concatenate([dense[i, i + 1:] for i in range(n)]) if n > 1 else dense[:0, 0]
-    return values, 0
+        return rows[upper], m.indices[upper], m.data[upper]
+    rows, cols = np.triu_indices(n, 1)
+    return rows, cols, np.asarray(dist)[rows, cols]
+
+
+def _upper_values(dist: Distances, fill: float) -> tuple[np.ndarray, int]:
+    """Strict upper-triangle values that are present, and how many are omitted."""
+    n = _check_square(dist)
+    rows, _, values = _upper_pairs(dist)
+    return values, (n * (n - 1) // 2 - rows.size) if sp.issparse(dist) else 0
+
+
+def _omitted_zeros(dist: Distances, fill: PairFill) -> int:
+    """How many omitted pairs lie at distance exactly 0 (only with base 0, i.e. lambda 1)."""
+    if fill.base != 0:
+        return 0
+    zero = fill.values(np.arange(fill.terms.size), np.arange(fill.terms.size)) == 0
+    rows, cols, _ = _upper_pairs(dist)
+    z = int(zero.sum())
+    return z * (z - 1) // 2 - int(np.count_nonzero(zero[rows] & zero[cols]))
+
+
+def _pairs_below(sorted_terms: np.ndarray, y: float) -> np.ndarray:
+    """For each position a of sorted_terms: how many b > a have terms[a] + terms[b] < y."""
+    ends = np.searchsorted(sorted_terms, y - sorted_terms, side="left")
+    return np.maximum(0, ends - np.arange(sorted_terms.size) - 1)
+
+
+def _smallest_omitted(dist: Distances, fill: PairFill, count: int, limit: float) -> np.ndarray:
+    """Values below ``limit`` of the (at most count) smallest omitted pairs."""
+    n = _check_square(dist)
+    rows, cols, _ = _upper_pairs(dist)
+    stored = np.sort(rows.astype(np.int64) * n + cols)
+    order = np.argsort(fill.terms, kind="stable")
+    terms = fill.terms[order].astype(np.float64)
+    if fill.scale <= 0 or n < 2:  # every omitted pair at distance base
+        k = min(count, n * (n - 1) // 2 - stored.size) if 0 < fill.base < limit else 0
+        return np.full(k, fill.base)
+    y_hi = (limit - fill.base) / fill.scale
+    # shrink the threshold on s_i + s_j until it admits about count + #stored pairs
+    lo, hi = 2 * terms[0], min(y_hi, 2 * terms[-1] + 1.0)
+    if _pairs_below(terms, hi).sum() > count + stored.size:
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if _pairs_below(terms, mid).sum() >= count + stored.size:
+                hi = mid
+            else:
+                lo = mid
+    lens = _pairs_below(terms, hi)
+    a = np.repeat(np.arange(n), lens)
+    b = a + 1 + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
+    i, j = np.minimum(order[a], order[b]), np.maximum(order[a], order[b])
+    keys = i.astype(np.int64) * n + j
+    pos = np.searchsorted(stored, keys).clip(max=max(stored.size - 1, 0))
+    omitted = stored[pos] != keys if stored.size else np.ones(keys.size, bool)
+    values = fill.values(i[omitted], j[omitted])
+    values = values[(values != 0) & (values < limit)]
+    return _sorted_smallest(values, count)
 
 
 def _sorted_smallest(values: np.ndarray, k: int) -> np.ndarray:
@@ -70,25 +151,42 @@ def _sorted_smallest(values: np.ndarray, k: int) -> np.ndarray:
     return np.sort(values)
 
 
-def eps_from_rho(dist: Distances, rho: float = 1.6e-3, fill: float = 1.0) -> float:
+def eps_from_rho(dist: Distances, rho: float = 1.6e-3, fill: Fill = 1.0) -> float:
     """Mean of the smallest rho-fraction of the non-zero upper-triangular distances.
 
     Pairs at distance exactly 0 are dropped from both the count and the
     values. The count is ``round-half-to-even(rho * #pairs)``, as the
     original's ``np.round``; it is raised to 1 where it would be 0 (the
     original then averages an empty slice and gets NaN). Pairs omitted from a
-    sparse matrix are non-zero pairs at distance ``fill``: they count, and
-    contribute ``fill`` when the fraction reaches them, so the sparse and
+    sparse matrix are non-zero pairs at distance ``fill`` (a constant, or a
+    :class:`PairFill` for the source-term mixture): they count, and
+    contribute their value when the fraction reaches them, so the sparse and
     the dense form of one matrix give the same eps.
     """
     require(0.0 < rho < 1.0, f"--rho must lie in (0, 1), got {rho}")
-    values, n_fill = _upper_values(dist, fill)
+    if isinstance(fill, PairFill) and not sp.issparse(dist):
+        fill = 1.0  # a dense matrix omits nothing
+    values, n_fill = _upper_values(dist, 1.0 if isinstance(fill, PairFill) else fill)
     values = values[values != 0]
+    if isinstance(fill, PairFill):
+        n_fill -= _omitted_zeros(dist, fill)
     n_pairs = values.size + n_fill
     if n_pairs == 0:
         raise ValueError("no non-zero pairwise distance: cannot derive DBSCAN eps")
     count = max(1, int(np.round(rho * n_pairs)))
+    if isinstance(fill, PairFill):
+        selection = _smallest_with_pair_fill(dist, values, fill, count)
+    else:
+        selection = _smallest_with_constant_fill(values, n_fill, fill, count)
+    eps = float(np.mean(selection, dtype=np.float64))
+    logger.info("eps from rho=%g: %.6f (mean of %d of %d non-zero pairs)",
+                rho, eps, count, n_pairs)
+    return eps
 
+
+def _smallest_with_constant_fill(values: np.ndarray, n_fill: int, fill: float,
+                                 count: int) -> np.ndarray:
+    """The count smallest of values and n_fill copies of fill, ascending."""
     below = values[values < fill]
     above = values[values > fill]
     n_at_fill = n_fill + (values.size - below.size - above.size)
@@ -98,10 +196,19 @@ def eps_from_rho(dist: Distances, rho: float = 1.6e-3, fill: float = 1.0) -> flo
     if rest > 0:
         parts.append(np.full(min(rest, n_at_fill), fill, dtype=values.dtype))
         parts.append(_sorted_smallest(above, rest - parts[-1].size))
-    eps = float(np.mean(np.concatenate(parts), dtype=np.float64))
-    logger.info("eps from rho=%g: %.6f (mean of %d of %d non-zero pairs)",
-                rho, eps, count, n_pairs)
-    return eps
+    return np.concatenate(parts)
+
+
+def _smallest_with_pair_fill(dist: Distances, values: np.ndarray, fill: PairFill,
+                             count: int) -> np.ndarray:
+    """The count smallest of the stored values and every omitted pair's own value."""
+    stored = _sorted_smallest(values, count)
+    if stored.size == count and stored[-1] < fill.minimum:
+        return stored  # no omitted pair can be among the smallest
+    limit = float(stored[-1]) if stored.size == count else np.inf
+    # ties at the limit are equal values: which of them are taken does not change the mean
+    omitted = _smallest_omitted(dist, fill, count, np.nextafter(limit, np.inf))
+    return np.sort(np.concatenate([stored, omitted.astype(stored.dtype)]))[:count]
 
 
 def _neighbour_graph(dist: Distances, eps: float) -> sp.csr_matrix:

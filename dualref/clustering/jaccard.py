@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from .dbscan import Fill, PairFill
 from .kreciprocal import _BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
 
 logger = logging.getLogger(__name__)
@@ -126,22 +127,37 @@ def _symmetric_csr(i: np.ndarray, j: np.ndarray, d: np.ndarray, n: int) -> sp.cs
 def compute_jaccard_dist(features: ArrayLike, k1: int = 20, k2: int = 6, lambda_value: float = 0.0,
                          source_features: Optional[ArrayLike] = None,
                          device: Optional[Union[str, torch.device]] = None,
-                         verbose: bool = False) -> sp.csr_matrix:
-    """Sparse k-reciprocal Jaccard distance (float32 CSR; pairs at distance 1 left out)."""
+                         verbose: bool = False, return_fill: bool = False
+                         ) -> Union[sp.csr_matrix, tuple[sp.csr_matrix, Fill]]:
+    """Sparse k-reciprocal Jaccard distance (float32 CSR; pairs at distance 1 left out).
+
+    With ``return_fill`` also returns the distance of the omitted pairs: 1, or
+    with the source term a :class:`~dualref.clustering.dbscan.PairFill`
+    ``(1 - lambda) + lambda (s_i + s_j)``, for :func:`eps_from_rho`.
+    """
     if lambda_value > 0 and source_features is None:
         raise ValueError("lambda_value > 0 needs source_features")
     x = _as_tensor(features, device)
     n = x.shape[0]
     v, _ = k_reciprocal_vectors(FeatureDistance(x), k1, k2, verbose=verbose)
-    sums = v.row_sums()
     src = source_term(x, source_features, x.device) if lambda_value > 0 else None
     parts = []
     for i, j, m in min_sum_pairs(v, v, upper=True):
-        d = (1 - m / (sums[i] + sums[j] - m)).clamp_(min=0)  # 1 - sum min / sum max
+        # 1 - sum min / sum max, with sum max = 2 - sum min since every V row sums
+        # to 1. Written as the reference computes it, in float32: for identical
+        # V rows this leaves a rounding residue (~1e-7, positive for about half
+        # of them) instead of an exact 0, and eps_from_rho counts those pairs
+        # exactly as the reference does.
+        d = (1 - m / (2 - m)).clamp_(min=0)
+        d[i == j] = 0  # the diagonal is not a pair: exactly 0, as the definition
         if src is not None:
             d = (1 - lambda_value) * d + lambda_value * (src[i] + src[j])
         parts.append((i.int().cpu().numpy(), j.int().cpu().numpy(), d.float().cpu().numpy()))
     i, j, d = (np.concatenate(p) for p in zip(*parts))  # never empty: n >= 1 has a diagonal
     out = _symmetric_csr(i, j, d, n)
     logger.info("Jaccard distance: %d images, %.1f%% of pairs stored", n, 100.0 * out.nnz / max(1, n * n))
-    return out
+    if not return_fill:
+        return out
+    if src is None:
+        return out, 1.0
+    return out, PairFill(1 - lambda_value, lambda_value, src.double().cpu().numpy())

@@ -154,9 +154,17 @@ def build_adapt_parser(method: str) -> argparse.ArgumentParser:
     group = parser.add_argument_group("losses")
     group.add_argument("--lmd", type=_non_negative_float, default=0.5,
                        help="weight of the classification terms")
+    # The original's two drivers differ in these two settings as well as in
+    # LR and IM-SP; both are options of both drivers so the factors separate.
+    group.add_argument("--loss-feature", choices=("pooled", "bn"), default="bn" if dual else "pooled",
+                       help="feature the triplet/spread losses see: pooled x or normalised bn_x "
+                            f"(default: {'bn, as the original Dual-Refinement' if dual else 'pooled, as the original baseline'})")
+    group.add_argument("--epochs_decay", "--epochs-decay", dest="epochs_decay",
+                       type=_non_negative_int, default=20 if dual else 0,
+                       help="lr x0.1 every this many epochs; 0 = constant lr "
+                            f"(default: {20 if dual else 0}, as the original's "
+                            f"{'Dual-Refinement' if dual else 'baseline'})")
     if dual:
-        group.add_argument("--epochs_decay", "--epochs-decay", dest="epochs_decay",
-                           type=_positive_int, default=20, help="lr x0.1 every this many epochs")
         group.add_argument("--alpha", type=_unit_interval, default=0.5,
                            help="weight of the refined-label losses (0: no LR)")
         group.add_argument("--mu", type=_non_negative_float, default=0.1,

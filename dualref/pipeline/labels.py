@@ -49,11 +49,12 @@ def make_pseudo_labels(features: torch.Tensor, eps: Optional[float], rho: float,
     """Cluster target features; eps is computed from rho when not yet fixed."""
     stats: Dict[str, float] = {}
     tic = time.time()
-    dist = compute_jaccard_dist(features, k1=k1, k2=k2, lambda_value=lambda_value,
-                                source_features=source_features, device=device, verbose=verbose)
+    dist, fill = compute_jaccard_dist(features, k1=k1, k2=k2, lambda_value=lambda_value,
+                                      source_features=source_features, device=device,
+                                      verbose=verbose, return_fill=True)
     stats["seconds_jaccard"] = time.time() - tic
     if eps is None:
-        eps = eps_from_rho(dist, rho)
+        eps = eps_from_rho(dist, rho, fill)
         logger.info("eps for cluster: %.3f", eps)
     tic = time.time()
     labels = np.asarray(cluster_dbscan(dist, eps, min_samples=min_samples), dtype=np.int64)

@@ -1,0 +1,29 @@
+"""Options that separate the original's baseline/Dual-Refinement differences."""
+import pytest
+
+from dualref.engine.config import config_from_args
+from dualref.engine.options import build_adapt_parser
+from dualref.pipeline.adapt import AdaptConfig
+
+
+@pytest.mark.parametrize("method, norm, decay", [("baseline", False, None), ("dual", True, 20)])
+def test_each_driver_defaults_to_the_originals_feature_and_schedule(method, norm, decay):
+    cfg = config_from_args(AdaptConfig, build_adapt_parser(method).parse_args([]))
+    assert cfg.norm_features is norm and cfg.epochs_decay == decay
+
+
+@pytest.mark.parametrize("method", ["baseline", "dual"])
+def test_feature_and_schedule_are_options_of_both_drivers(method):
+    args = build_adapt_parser(method).parse_args(["--loss-feature", "bn", "--epochs_decay", "6"])
+    cfg = config_from_args(AdaptConfig, args)
+    assert cfg.norm_features is True and cfg.epochs_decay == 6
+    args = build_adapt_parser(method).parse_args(["--loss-feature", "pooled", "--epochs-decay", "0"])
+    cfg = config_from_args(AdaptConfig, args)
+    assert cfg.norm_features is False and cfg.epochs_decay is None  # 0: constant lr
+
+
+def test_wrong_loss_feature_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as err:
+        build_adapt_parser("dual").parse_args(["--loss-feature", "x"])
+    assert err.value.code == 2
+    assert "--loss-feature" in capsys.readouterr().err
