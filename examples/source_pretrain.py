@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--margin", type=float, default=0.0,
                         help="triplet margin (0: soft margin, as the paper)")
     options.add_eval_args(parser)
+    parser.add_argument("--direct-transfer-model", choices=("last", "best"), default="last",
+                        help="model whose target result is reported as direct transfer: the "
+                             "last epoch's (the original's) or model_best's; both are recorded")
     parser.add_argument("--evaluate", action="store_true",
                         help="only evaluate the --resume checkpoint on source and target")
     parser.add_argument("--resume", default="", metavar="PATH",

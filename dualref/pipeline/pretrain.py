@@ -36,6 +36,17 @@ class PretrainConfig(RunConfig):
     margin: float = 0.0
     rerank: bool = False
     evaluate: bool = False
+    direct_transfer_model: str = "last"  # the original tests the last epoch's model on the target
+
+
+def _evaluate_best(logs_dir: str, model, target, evaluate):
+    """Target result of model_best (its weights stay loaded; the current ones without a file)."""
+    best_path = os.path.join(logs_dir, BEST)
+    if distributed.is_main() and os.path.exists(best_path):
+        load_weights(best_path, model)
+    # Rank 0 read the file: the others take its weights (no shared disk needed).
+    distributed.broadcast_module(unwrap(model))
+    return evaluate(target, "target (model_best)")
 
 
 def pretrain(cfg: PretrainConfig) -> dict:
@@ -96,6 +107,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
     if distributed.is_main():
         trim_metrics(metrics_path, start_epoch, "pretrain")
+    is_best = False  # whether the last epoch's weights are model_best's
     for epoch in range(start_epoch, cfg.epochs):
         # Stepped before training, as the original: epoch e trains at the
         # schedule's value for e + 1 (warm-up starts at 0.109x, not 0.01x).
@@ -125,14 +137,16 @@ def pretrain(cfg: PretrainConfig) -> dict:
                                 source_loader=source_loader.state_dict(),
                                 target_loader=target_loader.state_dict(), stage="pretrain")
 
-    best_path = os.path.join(cfg.logs_dir, BEST)
-    if distributed.is_main() and os.path.exists(best_path):
-        load_weights(best_path, model)
-    # Rank 0 wrote the file: the others take its weights (no shared disk needed).
-    distributed.broadcast_module(unwrap(model))
-    target_result = evaluate(target, "target")
+    last_result = evaluate(target, "target (last epoch)")
+    best_result = last_result if is_best else _evaluate_best(cfg.logs_dir, model, target, evaluate)
+    target_result = last_result if cfg.direct_transfer_model == "last" else best_result
+    logger.info("Direct transfer (%s model): mAP %.1f%% (last epoch %.1f%%, model_best %.1f%%)",
+                cfg.direct_transfer_model, 100 * target_result.mAP, 100 * last_result.mAP,
+                100 * best_result.mAP)
     results = {"config": asdict(cfg), "best_source_mAP": best_mAP,
-               "direct_transfer": target_result.to_dict()}
+               "direct_transfer": target_result.to_dict(),
+               "direct_transfer_last": last_result.to_dict(),
+               "direct_transfer_best": best_result.to_dict()}
     if distributed.is_main():
         write_json(os.path.join(cfg.logs_dir, "results.json"), results)
         append_jsonl(metrics_path, {"stage": "pretrain", "epoch": cfg.epochs,
