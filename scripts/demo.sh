@@ -20,6 +20,12 @@
 # Extra options come last, so they override these (e.g. -j 4 on a bigger machine).
 set -e
 
+# The last step draws plots: say so now, not after the training.
+python -c "import matplotlib" 2>/dev/null || {
+	echo "demo.sh: the demo's plots need matplotlib; install it first: pip install -e \".[plots,test]\"" >&2
+	exit 2
+}
+
 # Folders can be moved with environment variables (the tests use a temporary place);
 # PRETRAIN_OPTS / ADAPT_OPTS add options to the pre-training / adaptation runs only.
 DATA=${DATA:-examples/data}
