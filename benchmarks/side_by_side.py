@@ -76,7 +76,12 @@ _ORIG = {  # the lines the original's drivers print (plus the measurement copy's
 def read_original(folder: str) -> List[Dict]:
     rows: List[Dict] = []
     cur: Dict = {}
-    with open(os.path.join(folder, "log.txt")) as f:
+    # its log.txt, or its console output saved next to the folder as <folder>.out
+    paths = [p for p in (os.path.join(folder, "log.txt"), folder.rstrip("/") + ".out")
+             if os.path.exists(p) and os.path.getsize(p) > 0]
+    if not paths:
+        raise OSError(f"{folder}: no log.txt or .out file")
+    with open(paths[0]) as f:
         for line in f:
             if m := _ORIG["clusters"].search(line):
                 cur = {"epoch": len(rows), "clusters": int(m.group(1))}
