@@ -69,7 +69,7 @@ _ORIG = {  # the lines the original's drivers print (plus the measurement copy's
     "outliers": re.compile(r"PATCHLOG outliers (\d+) eps ([0-9.]+)"),
     "dbscan": re.compile(r"PATCHLOG dbscan P [0-9.]+ R [0-9.]+ F ([0-9.]+)"),
     "refined": re.compile(r"PATCHLOG refined P [0-9.]+ R [0-9.]+ F ([0-9.]+)"),
-    "mAP": re.compile(r"Finished epoch\s+(\d+)\s+model mAP:\s+([0-9.]+)%"),
+    "mAP": re.compile(r"Mean AP:\s+([0-9.]+)%"),  # each epoch's evaluation, then the best model's
 }
 
 
@@ -91,8 +91,8 @@ def read_original(folder: str) -> List[Dict]:
                 cur["dbscan_f"] = float(m.group(1))
             elif m := _ORIG["refined"].search(line):
                 cur["refined_f"] = float(m.group(1))
-            elif m := _ORIG["mAP"].search(line):
-                cur["mAP"] = float(m.group(2))
+            elif (m := _ORIG["mAP"].search(line)) and cur and "mAP" not in cur:
+                cur["mAP"] = float(m.group(1))
                 rows.append(cur)
     return rows
 
@@ -122,7 +122,8 @@ def summarise(folder: Optional[str], reader) -> Dict[str, Dict]:
             groups.setdefault(m.group(1), []).append(rows)
     out = {}
     for variant, runs in groups.items():
-        epochs = min(len(r) for r in runs)
+        epochs = max(len(r) for r in runs)
+        runs = [r for r in runs if len(r) == epochs]  # runs still in progress are left out
         out[variant] = {
             "seeds": len(runs),
             "best": _spread([max(r["mAP"] for r in rows) for rows in runs]),
