@@ -76,30 +76,24 @@ Fill = Union[float, PairFill]
 
 
 def _upper_pairs(dist: Distances) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, values) of the stored strict upper triangle."""
+    """(rows, cols, values) of the stored strict upper triangle (a dense matrix: values only)."""
     n = _check_square(dist)
     if sp.issparse(dist):
         m = _canonical_csr(dist)
         rows = np.repeat(np.arange(n, dtype=m.indices.dtype), np.diff(m.indptr))
         upper = m.indices > rows
         return rows[upper], m.indices[upper], m.data[upper]
-    rows, cols = np.triu_indices(n, 1)
-    return rows, cols, np.asarray(dist)[rows, cols]
+    dense = np.asarray(dist)
+    values = np.concatenate([dense[i, i + 1:] for i in range(n)]) if n > 1 else dense[:0, 0]
+    none = np.zeros(0, dtype=np.int64)
+    return none, none, values  # nothing is omitted, so no caller needs the pairs
 
 
-def _upper_values(dist: Distances, fill: float) -> tuple[np.ndarray, int]:
-    """Strict upper-triangle values that are present, and how many are omitted."""
-    n = _check_square(dist)
-    rows, _, values = _upper_pairs(dist)
-    return values, (n * (n - 1) // 2 - rows.size) if sp.issparse(dist) else 0
-
-
-def _omitted_zeros(dist: Distances, fill: PairFill) -> int:
-    """How many omitted pairs lie at distance exactly 0 (only with base 0, i.e. lambda 1)."""
+def _omitted_zeros(rows: np.ndarray, cols: np.ndarray, fill: PairFill) -> int:
+    """How many pairs not among (rows, cols) lie at distance exactly 0 (only with lambda 1)."""
     if fill.base != 0:
         return 0
     zero = fill.values(np.arange(fill.terms.size), np.arange(fill.terms.size)) == 0
-    rows, cols, _ = _upper_pairs(dist)
     z = int(zero.sum())
     return z * (z - 1) // 2 - int(np.count_nonzero(zero[rows] & zero[cols]))
 
@@ -110,10 +104,9 @@ def _pairs_below(sorted_terms: np.ndarray, y: float) -> np.ndarray:
     return np.maximum(0, ends - np.arange(sorted_terms.size) - 1)
 
 
-def _smallest_omitted(dist: Distances, fill: PairFill, count: int, limit: float) -> np.ndarray:
-    """Values below ``limit`` of the (at most count) smallest omitted pairs."""
-    n = _check_square(dist)
-    rows, cols, _ = _upper_pairs(dist)
+def _smallest_omitted(n: int, rows: np.ndarray, cols: np.ndarray, fill: PairFill, count: int,
+                      limit: float) -> np.ndarray:
+    """Values below ``limit`` of the (at most count) smallest pairs not among (rows, cols)."""
     stored = np.sort(rows.astype(np.int64) * n + cols)
     order = np.argsort(fill.terms, kind="stable")
     terms = fill.terms[order].astype(np.float64)
@@ -166,16 +159,18 @@ def eps_from_rho(dist: Distances, rho: float = 1.6e-3, fill: Fill = 1.0) -> floa
     require(0.0 < rho < 1.0, f"--rho must lie in (0, 1), got {rho}")
     if isinstance(fill, PairFill) and not sp.issparse(dist):
         fill = 1.0  # a dense matrix omits nothing
-    values, n_fill = _upper_values(dist, 1.0 if isinstance(fill, PairFill) else fill)
-    values = values[values != 0]
+    n = _check_square(dist)
+    rows, cols, values = _upper_pairs(dist)
+    n_fill = n * (n - 1) // 2 - rows.size if sp.issparse(dist) else 0
     if isinstance(fill, PairFill):
-        n_fill -= _omitted_zeros(dist, fill)
+        n_fill -= _omitted_zeros(rows, cols, fill)
+    values = values[values != 0]
     n_pairs = values.size + n_fill
     if n_pairs == 0:
         raise ValueError("no non-zero pairwise distance: cannot derive DBSCAN eps")
     count = max(1, int(np.round(rho * n_pairs)))
     if isinstance(fill, PairFill):
-        selection = _smallest_with_pair_fill(dist, values, fill, count)
+        selection = _smallest_with_pair_fill(n, rows, cols, values, fill, count)
     else:
         selection = _smallest_with_constant_fill(values, n_fill, fill, count)
     eps = float(np.mean(selection, dtype=np.float64))
@@ -199,15 +194,15 @@ def _smallest_with_constant_fill(values: np.ndarray, n_fill: int, fill: float,
     return np.concatenate(parts)
 
 
-def _smallest_with_pair_fill(dist: Distances, values: np.ndarray, fill: PairFill,
-                             count: int) -> np.ndarray:
+def _smallest_with_pair_fill(n: int, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+                             fill: PairFill, count: int) -> np.ndarray:
     """The count smallest of the stored values and every omitted pair's own value."""
     stored = _sorted_smallest(values, count)
     if stored.size == count and stored[-1] < fill.minimum:
         return stored  # no omitted pair can be among the smallest
     limit = float(stored[-1]) if stored.size == count else np.inf
     # ties at the limit are equal values: which of them are taken does not change the mean
-    omitted = _smallest_omitted(dist, fill, count, np.nextafter(limit, np.inf))
+    omitted = _smallest_omitted(n, rows, cols, fill, count, np.nextafter(limit, np.inf))
     return np.sort(np.concatenate([stored, omitted.astype(stored.dtype)]))[:count]
 
 
