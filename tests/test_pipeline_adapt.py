@@ -11,21 +11,8 @@ from dualref import models
 from dualref.datasets.loaders import build_train_loader
 from dualref.pipeline.adapt import AdaptConfig, adapt
 from dualref.pipeline.labels import cluster_centers
-from dualref.pipeline.pretrain import PretrainConfig, pretrain
 from dualref.pipeline.test import test_checkpoint as evaluate_checkpoint
 from dualref.utils.checkpoint import load_checkpoint
-
-
-@pytest.fixture(scope="module")
-def init_checkpoint(synthetic_root, tmp_path_factory):
-    """A briefly source-trained model (random features give too few clusters)."""
-    logs = tmp_path_factory.mktemp("init")
-    pretrain(PretrainConfig(dataset_source="dukemtmc", dataset_target="market1501",
-                            data_dir=synthetic_root, logs_dir=str(logs), arch="resnet18",
-                            pretrained=False, batch_size=16, workers=0, lr=1e-3,
-                            warmup_step=1, milestones=[5], epochs=6, iters=8, eval_step=6,
-                            device="cpu", verbose=False, **IMAGE_OPTS))
-    return str(logs / "model_best.pth.tar")
 
 
 def _config(root, logs_dir, init, **overrides):

@@ -22,6 +22,7 @@ _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0", "integer"
 _fraction = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)", "fraction")
 _unit_interval = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "number")
 _non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0", "number")
+_positive_float = _checked(float, lambda v: v >= 1, "a number >= 1", "number")
 
 
 def default_data_dir() -> str:
@@ -53,6 +54,12 @@ def add_data_args(parser: argparse.ArgumentParser, source: bool = True, target: 
                                 "with num_instances images each")
     group.add_argument("--data-dir", metavar="PATH", default=default_data_dir(),
                        help="folder holding <dataset>/<release folder> (default: examples/data)")
+    if target:
+        group.add_argument("--camera-pattern", metavar="folder|REGEX", default=None,
+                           help="-dt custom only: the train images' cameras from their first "
+                                "sub-folder ('folder') or a regular expression on the file name "
+                                "whose group 'cam' (or first group) is the camera "
+                                "(default: one camera)")
     group.add_argument("--skip-bad-images", action="store_true",
                        help="decode every image once and skip (and count) the broken ones "
                             "instead of stopping")
@@ -124,11 +131,24 @@ def add_eval_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
 
 
+def rho_value(text: str):
+    """``--rho``: a fraction in (0, 1), or ``auto``."""
+    return "auto" if text == "auto" else _fraction(text)
+
+
+rho_value.__name__ = "rho"
+
+
 def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     """Pseudo-labelling options (SPEC Stage 2)."""
     group = parser.add_argument_group("pseudo labels")
-    group.add_argument("--rho", type=_fraction, default=1.6e-3,
-                       help="eps = mean of the smallest rho-fraction of Jaccard distances")
+    group.add_argument("--rho", type=rho_value, default=1.6e-3,
+                       help="eps = mean of the smallest rho-fraction of Jaccard distances; "
+                            "'auto': 1.25 x the share of same-identity pairs expected from "
+                            "the target size and --images-per-id (1.57e-3 on Market-1501)")
+    group.add_argument("--images-per-id", type=_positive_float, default=17.2,
+                       help="with --rho auto: the expected images per person in the target "
+                            "train set (default 17.2, Market-1501's)")
     group.add_argument("--k1", type=_positive_int, default=20)
     group.add_argument("--k2", type=_positive_int, default=6)
     group.add_argument("--min-samples", type=_positive_int, default=4)

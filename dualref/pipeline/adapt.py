@@ -8,11 +8,13 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 
+from ..clustering.dbscan import MARKET_IMAGES_PER_ID, auto_rho
+from ..datasets import has_test, has_train_labels
 from ..datasets.loaders import build_train_loader
 from ..datasets.samplers import check_batch_size
 from ..losses.spread import SpreadLoss
@@ -41,7 +43,8 @@ class AdaptConfig(RunConfig):
     iters: int = 400
     epochs_decay: Optional[int] = 20  # None: constant learning rate (the baseline)
     eval_step: int = 1
-    rho: float = 1.6e-3
+    rho: Union[float, str] = 1.6e-3  # or "auto": auto_rho(target size, images_per_id)
+    images_per_id: float = MARKET_IMAGES_PER_ID
     k1: int = 20
     k2: int = 6
     min_samples: int = 4
@@ -77,6 +80,16 @@ def validate(cfg: AdaptConfig, num_samples: int) -> None:
         raise UserError(f"--alpha {cfg.alpha}: expected a value in [0, 1]")
 
 
+def resolve_rho(cfg: AdaptConfig, num_samples: int) -> float:
+    """``cfg.rho``, or the auto rule's value for this target (logged)."""
+    if cfg.rho != "auto":
+        return float(cfg.rho)
+    rho = auto_rho(num_samples, cfg.images_per_id)
+    logger.info("rho auto: %.3g (%d images, %g expected per identity)", rho, num_samples,
+                cfg.images_per_id)
+    return rho
+
+
 def epoch_lr(cfg: AdaptConfig, epoch: int) -> float:
     """Step decay x0.1 every ``epochs_decay`` epochs (constant when None)."""
     if not cfg.epochs_decay:
@@ -93,6 +106,7 @@ def adapt(cfg: AdaptConfig) -> dict:
     source = load_run_dataset(cfg, cfg.dataset_source) if cfg.lambda_value > 0 else None
     num_samples = len(target.train)
     validate(cfg, num_samples)
+    rho = resolve_rho(cfg, num_samples)
     model = build_model(cfg.arch, num_classes=num_samples, pretrained=False,
                         features=cfg.features, dropout=cfg.dropout, norm=cfg.norm_features)
     model = prepare_model(model, device, cfg.batch_size, bn_group_size=cfg.bn_group_size,
@@ -127,7 +141,11 @@ def adapt(cfg: AdaptConfig) -> dict:
                               channels_last=cfg.channels_last)[0]
 
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
-    true_ids = [pid for _, pid, _ in target.train]
+    true_ids = [pid for _, pid, _ in target.train] if has_train_labels(target) else None
+    can_evaluate = has_test(target)
+    if not can_evaluate:
+        logger.info("%s has no query/gallery: no mAP; every epoch's model is saved as "
+                    "model_best, so the best checkpoint is the last one", target.name)
     if distributed.is_main():
         trim_metrics(metrics_path, start_epoch, "adapt")
     for epoch in range(start_epoch, cfg.epochs):
@@ -141,7 +159,7 @@ def adapt(cfg: AdaptConfig) -> dict:
         pseudo = None
         if distributed.is_main():  # clustering once; every rank gets its labels
             pseudo = make_pseudo_labels(
-                features, eps, cfg.rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
+                features, eps, rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
                 source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
                 device=device, seed=0, verbose=verbose)
         pseudo = distributed.broadcast_object(pseudo)
@@ -149,6 +167,7 @@ def adapt(cfg: AdaptConfig) -> dict:
         record.update(pseudo.stats)
         lr = epoch_lr(cfg, epoch)
         record["lr"] = lr
+        record["rho"] = rho
         if pseudo.num_clusters < 2:
             # Nothing to learn from: keep the weights, say so, and go on.
             logger.warning("epoch %d: DBSCAN found %d cluster(s); skipping this epoch's training",
@@ -157,8 +176,8 @@ def adapt(cfg: AdaptConfig) -> dict:
         else:
             record.update(_train_epoch(cfg, epoch, model, spread, target, pseudo, lr, device,
                                        verbose))
-        is_best = False
-        if (epoch + 1) % cfg.eval_step == 0 or epoch == cfg.epochs - 1:
+        is_best = not can_evaluate  # nothing to compare: the newest model is the one to keep
+        if can_evaluate and ((epoch + 1) % cfg.eval_step == 0 or epoch == cfg.epochs - 1):
             result = evaluate()
             is_best = result.mAP > best_mAP
             best_mAP = max(best_mAP, result.mAP)
@@ -174,6 +193,12 @@ def adapt(cfg: AdaptConfig) -> dict:
             append_jsonl(metrics_path, record)
             save_run_checkpoint(cfg.logs_dir, model, epoch + 1, best_mAP, is_best, **extra)
 
+    if not can_evaluate:
+        results = {"config": asdict(cfg), "best_mAP": None, "best": None,
+                   "pseudo_labels": _label_summary(record) if cfg.epochs > start_epoch else None}
+        if distributed.is_main():
+            write_json(os.path.join(cfg.logs_dir, "results.json"), results)
+        return results
     logger.info("Test on the best model.")
     best_path = os.path.join(cfg.logs_dir, BEST)
     if distributed.is_main() and os.path.exists(best_path):
@@ -185,6 +210,13 @@ def adapt(cfg: AdaptConfig) -> dict:
     if distributed.is_main():
         write_json(os.path.join(cfg.logs_dir, "results.json"), results)
     return results
+
+
+def _label_summary(record: dict) -> dict:
+    """The last epoch's pseudo-label statistics (what an unlabelled target can report)."""
+    keys = ("eps", "num_clusters", "num_outliers", "cluster_size_mean", "cluster_size_median",
+            "cluster_size_max")
+    return {key: record[key] for key in keys if key in record}
 
 
 def _spread_loss(cfg: AdaptConfig, memory: torch.Tensor, device: torch.device) -> SpreadLoss:

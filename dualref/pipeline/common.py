@@ -48,6 +48,7 @@ class RunConfig:
     print_freq: int = 50
     verbose: bool = True
     skip_bad_images: bool = False
+    camera_pattern: Optional[str] = None  # -dt custom: cameras from sub-folders or file names
 
 
 def adam(params: List[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -56,13 +57,16 @@ def adam(params: List[torch.nn.Parameter], lr: float, weight_decay: float) -> to
                              for p in params if p.requires_grad])
 
 
-def load_dataset(name: str, data_dir: str, verbose: bool = True, skip_bad_images: bool = False):
+def load_dataset(name: str, data_dir: str, verbose: bool = True, skip_bad_images: bool = False,
+                 camera_pattern: Optional[str] = None):
     """``datasets.create(name, <data_dir>/<name>)`` as the original drivers do.
 
     With ``skip_bad_images`` every image is decoded once and the ones that
     fail are dropped (and counted in the log) instead of stopping the run.
+    ``camera_pattern`` tells a ``custom`` dataset where its cameras come from.
     """
-    dataset = datasets.create(name, os.path.join(data_dir, name), verbose=verbose)
+    dataset = datasets.create(name, os.path.join(data_dir, name), verbose=verbose,
+                              cameras=camera_pattern)
     if skip_bad_images:
         from ..datasets.verify import skip_bad_images as drop_bad
 
@@ -73,7 +77,8 @@ def load_dataset(name: str, data_dir: str, verbose: bool = True, skip_bad_images
 def load_run_dataset(cfg: RunConfig, name: str):
     """:func:`load_dataset` with a stage config's data folder and options."""
     return load_dataset(name, cfg.data_dir, verbose=cfg.verbose,
-                        skip_bad_images=cfg.skip_bad_images)
+                        skip_bad_images=cfg.skip_bad_images,
+                        camera_pattern=cfg.camera_pattern if name == cfg.dataset_target else None)
 
 
 def build_model(arch: str, num_classes: int = 0, pretrained: bool = True,

@@ -40,6 +40,16 @@ def cluster_centers(features: torch.Tensor, labels: np.ndarray, num_clusters: in
     return sums / counts
 
 
+def cluster_sizes(labels: np.ndarray) -> Dict[str, float]:
+    """Mean, median and largest cluster size (outliers excluded; empty: no keys)."""
+    sizes = np.bincount(labels[labels >= 0])
+    sizes = sizes[sizes > 0]
+    if not len(sizes):
+        return {}
+    return {"cluster_size_mean": float(sizes.mean()), "cluster_size_median": float(np.median(sizes)),
+            "cluster_size_max": int(sizes.max())}
+
+
 def make_pseudo_labels(features: torch.Tensor, eps: Optional[float], rho: float, k1: int,
                        k2: int, min_samples: int, lambda_value: float = 0.0,
                        source_features: Optional[torch.Tensor] = None,
@@ -61,7 +71,8 @@ def make_pseudo_labels(features: torch.Tensor, eps: Optional[float], rho: float,
     stats["seconds_dbscan"] = time.time() - tic
     result = PseudoLabels(labels=labels, eps=float(eps))
     num = result.num_clusters
-    stats.update(num_clusters=num, num_outliers=int((labels < 0).sum()), eps=float(eps))
+    stats.update(num_clusters=num, num_outliers=int((labels < 0).sum()), eps=float(eps),
+                 **cluster_sizes(labels))
     logger.info("Clustered into %d classes (%d outliers)", num, stats["num_outliers"])
     if num == 0:
         return _with_quality(result, stats, true_ids)

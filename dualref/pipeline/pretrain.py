@@ -6,6 +6,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
+from ..datasets import has_test
 from ..datasets.loaders import build_train_loader
 from ..trainers import PreTrainer
 from ..utils import distributed
@@ -75,7 +76,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
             raise UserError("--evaluate needs --resume PATH (the checkpoint to evaluate)")
         load_weights(cfg.resume, model)
         results = {"source": evaluate(source, "source").to_dict(),
-                   "target": evaluate(target, "target").to_dict()}
+                   "target": evaluate(target, "target").to_dict() if has_test(target) else None}
         if distributed.is_main():
             write_json(os.path.join(cfg.logs_dir, "results_evaluate.json"), results)
         return results
@@ -137,6 +138,12 @@ def pretrain(cfg: PretrainConfig) -> dict:
                                 source_loader=source_loader.state_dict(),
                                 target_loader=target_loader.state_dict(), stage="pretrain")
 
+    if not has_test(target):
+        logger.info("%s has no query/gallery: no direct-transfer score", target.name)
+        results = {"config": asdict(cfg), "best_source_mAP": best_mAP, "direct_transfer": None}
+        if distributed.is_main():
+            write_json(os.path.join(cfg.logs_dir, "results.json"), results)
+        return results
     last_result = evaluate(target, "target (last epoch)")
     best_result = last_result if is_best else _evaluate_best(cfg.logs_dir, model, target, evaluate)
     target_result = last_result if cfg.direct_transfer_model == "last" else best_result

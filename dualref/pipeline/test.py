@@ -3,7 +3,9 @@ import logging
 import os
 from typing import Optional
 
+from ..datasets import has_test
 from ..evaluators.evaluator import squared_euclidean
+from ..utils.errors import UserError
 from ..utils.checkpoint import load_checkpoint
 from ..utils import distributed
 from ..utils.device import setup_device
@@ -33,6 +35,10 @@ def test_checkpoint(checkpoint: str, dataset_target: str, data_dir: str, arch: s
     state = load_checkpoint(checkpoint)
     dataset = load_dataset(dataset_target, data_dir, verbose=verbose,
                            skip_bad_images=skip_bad_images)
+    if not has_test(dataset):
+        raise UserError(f"{dataset_target}: no query/ and gallery/ in {dataset.root} to evaluate "
+                        "on; add them (Market-1501 names) or export features with "
+                        "python -m dualref.extract")
     model = build_model(arch, pretrained=False, features=features, dropout=dropout)
     load_weights(checkpoint, model, state)
     # Eval mode only: BatchNorm groups do not matter here.
