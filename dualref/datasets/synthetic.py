@@ -56,6 +56,27 @@ LAYOUTS = {"market1501": Layout("Market-1501-v15.09.15", 6, 1),
 
 
 @dataclass(frozen=True)
+class Scenes:
+    """How hard the scenes are: the confusions that make pseudo-labels noisy."""
+
+    twins: float = 0.0          # share of ids that copy another id but for one attribute
+    back_colour: float = 0.0    # share of ids whose back looks different from their front
+    view_bias: float = 0.0      # share of each camera's views on its one dominant view
+    passerby: float = 0.0       # chance of a second pedestrian half in the box
+    occlude: float = 0.15       # chance of an occluder in front of the person
+    tracklet: int = 1           # longest run of consecutive near-identical frames
+    low_res: float = 1.0        # smallest per-camera resolution factor (1 = all sharp)
+    light_spread: float = 0.0   # extra per-camera light level spread (+-)
+
+
+# easy: the original demo scenes. hard: every confusion Dual-Refinement targets
+# (similar identities merge, one identity splits across views and cameras).
+SCENES = {"easy": Scenes(),
+          "hard": Scenes(twins=0.3, back_colour=0.5, view_bias=0.6, passerby=0.25,
+                         occlude=0.3, tracklet=4, low_res=0.5, light_spread=0.25)}
+
+
+@dataclass(frozen=True)
 class Shot:
     """One planned image: split folder, person id, 1-based camera, kind of content."""
 
@@ -106,37 +127,98 @@ def plan(rng: np.random.Generator, layout: Layout, num_ids: int, images_per_id: 
     return shots
 
 
+def _people(shots: list[Shot], seed: int, layout: Layout, style: sr.DomainStyle,
+            scenes: Scenes) -> dict[int, sr.Person]:
+    """Every identity's appearance; hard scenes add twins and two-sided clothes."""
+    people = {}
+    for pid in sorted({s.pid for s in shots if s.kind == "person"}):
+        people[pid] = sr.sample_person(np.random.default_rng([seed, layout.code, 2, pid]), style)
+    if scenes == SCENES["easy"]:
+        return people
+    rng = np.random.default_rng([seed, layout.code, 4])
+    for split in SPLITS[::2]:  # twins within train and within test: the ids clustered together
+        pids = sorted({s.pid for s in shots if s.split == split and s.kind == "person"})
+        originals: list[int] = []
+        for pid in pids:
+            if originals and rng.random() < scenes.twins:
+                parent = originals[rng.integers(len(originals))]
+                people[pid] = sr.vary_one(people[parent], rng, style)
+            else:
+                originals.append(pid)
+    for pid in sorted(people):
+        if rng.random() < scenes.back_colour:
+            people[pid] = sr.with_back_colour(people[pid], rng, style)
+    return people
+
+
+def _tracklets(shots: list[Shot], rng: np.random.Generator, longest: int) -> list[int]:
+    """For each shot, the index of the first shot of its tracklet.
+
+    A tracklet is a run of consecutive frames of one person in one camera (in
+    one split), 1..``longest`` long; its frames are near-identical.
+    """
+    starts, run = [], 0
+    for index, shot in enumerate(shots):
+        same = index > 0 and shots[index - 1] == shot and shot.kind == "person"
+        if same and run < length:
+            run += 1
+            starts.append(starts[-1])
+        else:
+            length, run = int(rng.integers(1, longest + 1)), 1
+            starts.append(index)
+    return starts
+
+
 def _write_domain(folder: Path, domain: str, seed: int, options: dict) -> dict:
     """Render one domain into ``folder`` (a fresh directory); return its counts."""
     layout, style = LAYOUTS[domain], sr.STYLES[domain]
+    scenes = SCENES[options.get("scenes", "easy")]
     height, width = options["height"], options["width"]
     plan_rng = np.random.default_rng([seed, layout.code, 0])
     shots = plan(plan_rng, layout, options["num_ids"], options["images_per_id"],
                  options["queries_per_id"], options["gallery_per_id"])
     cameras = {c: sr.sample_camera(np.random.default_rng([seed, layout.code, 1, c]), style)
                for c in range(1, layout.num_cams + 1)}
-    people: dict[int, sr.Person] = {}
+    views = {c: sr.VIEW_PRIOR for c in cameras}
+    scales = {c: 1.0 for c in cameras}
+    hard = scenes != SCENES["easy"]
+    if hard:
+        for c in cameras:
+            rng = np.random.default_rng([seed, layout.code, 5, c])
+            cameras[c] = sr.harden_camera(cameras[c], rng, style, scenes.light_spread)
+            views[c] = sr.view_bias(rng, scenes.view_bias)
+            scales[c] = float(rng.uniform(scenes.low_res, 1.0))
+    people = _people(shots, seed, layout, style, scenes)
+    starts = _tracklets(shots, np.random.default_rng([seed, layout.code, 6]), scenes.tracklet)
     frames = {c: 0 for c in cameras}
     root = folder / layout.release
     for split in SPLITS:
         (root / split).mkdir(parents=True)
+    pixels = None
     for index, shot in enumerate(shots):
         # One generator per image: content does not depend on the order of rendering.
         rng = np.random.default_rng([seed, layout.code, 3, index])
         if shot.kind == "fragment":
             who = sr.sample_person(rng, style)
             pixels = sr.render_fragment(cameras[shot.cam], style, rng, who, height, width)
+        elif starts[index] != index:
+            pixels = sr.next_frame(pixels, rng, style.noise)
         else:
-            if shot.pid not in people:
-                people[shot.pid] = sr.sample_person(
-                    np.random.default_rng([seed, layout.code, 2, shot.pid]), style)
-            pixels = sr.render(people[shot.pid], cameras[shot.cam], style, rng, height, width)
-        frames[shot.cam] += int(plan_rng.integers(1, 60))
+            passerby = None
+            if hard and rng.random() < scenes.passerby:
+                passerby = sr.sample_person(np.random.default_rng([seed, layout.code, 7, index]),
+                                            style)
+            pixels = sr.render(people[shot.pid], cameras[shot.cam], style, rng, height, width,
+                               occlude=scenes.occlude, views=views[shot.cam],
+                               passerby=passerby, scale=scales[shot.cam])
+        step = 1 if starts[index] != index else int(plan_rng.integers(1, 60))
+        frames[shot.cam] += step
         name = layout.file_name(shot.pid, shot.cam, frames[shot.cam], plan_rng)
         Image.fromarray(pixels).save(root / shot.split / name, quality=90)
     counts = {split: sum(s.split == split for s in shots) for split in SPLITS}
     train_ids = {s.pid for s in shots if s.split == "bounding_box_train"}
-    return {"images": counts, "train_ids": len(train_ids), "cameras": layout.num_cams}
+    return {"images": counts, "train_ids": len(train_ids), "cameras": layout.num_cams,
+            "scenes": options.get("scenes", "easy")}
 
 
 def _marker_matches(path: Path, options: dict) -> bool:
@@ -149,7 +231,8 @@ def _marker_matches(path: Path, options: dict) -> bool:
 def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int = 100,
              images_per_id: int = 14, queries_per_id: int = 2, gallery_per_id: int = 8,
              height: int = 64, width: int = 32,
-             domains: Sequence[str] = ("market1501", "dukemtmc"), force: bool = False) -> dict:
+             domains: Sequence[str] = ("market1501", "dukemtmc"), force: bool = False,
+             scenes: str = "hard") -> dict:
     """Write the synthetic domains under ``out_dir``; return a summary per domain.
 
     A domain whose marker file records the same options is kept as is (unless
@@ -162,11 +245,13 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int = 100,
     if num_ids < 2 or images_per_id < 2 or gallery_per_id < 2 or queries_per_id < 1:
         raise UserError("synthetic data needs num_ids >= 2, images_per_id >= 2, "
                         "gallery_per_id >= 2 and queries_per_id >= 1")
+    if scenes not in SCENES:
+        raise UserError(f"unknown synthetic scenes {scenes!r}; choose from {sorted(SCENES)}")
     if height < 16 or width < 8:
         raise UserError(f"synthetic images must be at least 16x8 pixels, got {height}x{width}")
     options = {"seed": seed, "num_ids": num_ids, "images_per_id": images_per_id,
                "queries_per_id": queries_per_id, "gallery_per_id": gallery_per_id,
-               "height": height, "width": width}
+               "height": height, "width": width, "scenes": scenes}
     out_dir = Path(out_dir)
     summary = {}
     for domain in domains:
@@ -215,6 +300,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--gallery-per-id", type=int, default=8)
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--scenes", default="hard", choices=sorted(SCENES),
+                        help="hard (default): near-identical ids, view-dependent clothes, "
+                        "camera view bias, tracklets, passers-by, occluders, low-resolution "
+                        "and differently lit cameras; easy: the simpler scenes of dualref <= 0.1")
     parser.add_argument("--domains", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
     parser.add_argument("--force", action="store_true", help="regenerate even if complete")
     args = parser.parse_args(argv)
@@ -223,7 +312,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         summary = generate(args.out_dir, seed=args.seed, num_ids=args.num_ids,
                            images_per_id=args.images_per_id, queries_per_id=args.queries_per_id,
                            gallery_per_id=args.gallery_per_id, height=args.height,
-                           width=args.width, domains=args.domains, force=args.force)
+                           width=args.width, domains=args.domains, force=args.force,
+                           scenes=args.scenes)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

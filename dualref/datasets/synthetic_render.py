@@ -7,12 +7,16 @@ quantises them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 _SKIN = np.array([[0.96, 0.80, 0.69], [0.87, 0.67, 0.52], [0.68, 0.49, 0.35], [0.45, 0.31, 0.22]])
 _HAIR = np.array([[0.06, 0.05, 0.05], [0.32, 0.20, 0.11], [0.85, 0.72, 0.42], [0.60, 0.60, 0.60]])
 _PATTERNS = ("solid", "hstripe", "vstripe", "split", "logo")
+VIEWS = ("front", "back", "side")
+VIEW_PRIOR = (0.4, 0.35, 0.25)
 # Share of a background that varies per image rather than per camera.
 SCENE_MIX = 0.7
 
@@ -85,6 +89,7 @@ class Person:
     bag_colour: np.ndarray
     height: float
     width: float
+    back_top: Optional[np.ndarray] = None   # colour seen from behind (a jacket's back)
 
 
 def sample_person(rng: np.random.Generator, style: DomainStyle) -> Person:
@@ -205,19 +210,25 @@ def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
     img += mask[..., None] * (colour - img)
 
 
-def draw_person(img: np.ndarray, p: Person, rng: np.random.Generator, jitter: float) -> None:
-    """Paint ``p`` onto ``img`` in place with a random view, pose, scale and shift."""
+def draw_person(img: np.ndarray, p: Person, rng: np.random.Generator, jitter: float,
+                views: tuple[float, ...] = VIEW_PRIOR, dx: float = 0.0) -> None:
+    """Paint ``p`` onto ``img`` in place with a random view, pose, scale and shift.
+
+    ``views`` are the probabilities of front / back / side; ``dx`` moves the
+    person sideways by that share of the width (a passer-by at the edge).
+    """
     h, w = img.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
-    view = rng.choice(["front", "back", "side"], p=[0.4, 0.35, 0.25])
+    view = rng.choice(list(VIEWS), p=list(views))
     ph = h * p.height * rng.uniform(0.84, 0.98)
     top = rng.uniform(0.0, h - ph)
-    cx = w / 2 + rng.uniform(-jitter, jitter) * w
+    cx = w / 2 + (dx + rng.uniform(-jitter, jitter)) * w
     u = ph / 100.0                                   # body unit: 1/100 of the height
     half = 14 * u * p.width * (0.6 if view == "side" else 1.0)
     swing = rng.uniform(-1, 1)
     col = lambda c: np.clip(c * rng.uniform(0.9, 1.1) + rng.normal(0, 0.02, 3), 0, 1)  # noqa: E731
-    top_c, bottom_c, skin = col(p.top), col(p.bottom), p.skin
+    seen_top = p.back_top if view == "back" and p.back_top is not None else p.top
+    top_c, bottom_c, skin = col(seen_top), col(p.bottom), p.skin
     hip_y, knee_y, foot_y = top + 52 * u, top + 75 * u, top + 97 * u
     sh_y = top + 17 * u
     # Legs (shoes at the end), bottom clothes over them.
@@ -285,10 +296,20 @@ def _blur(img: np.ndarray, a: float) -> np.ndarray:
 
 
 def render(person: Person, cam: Camera, style: DomainStyle, rng: np.random.Generator,
-           height: int, width: int, occlude: float = 0.15, jitter: float = 0.08) -> np.ndarray:
-    """One uint8 HxWx3 image of ``person`` seen by ``cam``."""
+           height: int, width: int, occlude: float = 0.15, jitter: float = 0.08,
+           views: tuple[float, ...] = VIEW_PRIOR, passerby: Optional[Person] = None,
+           scale: float = 1.0) -> np.ndarray:
+    """One uint8 HxWx3 image of ``person`` seen by ``cam``.
+
+    Hard-scene extras (off by default): ``views`` biases the view, ``passerby``
+    walks half in the frame behind the person, ``scale`` < 1 is a camera with
+    fewer pixels (rendered small, then enlarged to ``height`` x ``width``).
+    """
     img = background(rng, cam, style.scene, height, width).astype(np.float32)
-    draw_person(img, person, rng, jitter)
+    if passerby is not None:
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        draw_person(img, passerby, rng, 0.05, dx=side * rng.uniform(0.45, 0.65))
+    draw_person(img, person, rng, jitter, views=views)
     if rng.random() < occlude:
         # Something in front of the person: a pole, a bin, a passer-by's edge.
         x0 = rng.uniform(-0.2, 0.9) * width
@@ -298,7 +319,74 @@ def render(person: Person, cam: Camera, style: DomainStyle, rng: np.random.Gener
         _paint(img, _box(yy, xx, y0, height + 1, x0, x0 + rng.uniform(0.15, 0.4) * width), colour)
     img = img * cam.gains * cam.light * rng.uniform(0.9, 1.1)
     img = _blur(img, rng.uniform(0, style.blur))
+    if scale < 1.0:
+        img = _resample(img, scale)
     img = img + rng.normal(0, style.noise, img.shape)
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _resample(img: np.ndarray, scale: float) -> np.ndarray:
+    """Shrink by ``scale`` and enlarge back: the detail a low-resolution camera loses."""
+    h, w = img.shape[:2]
+    small = (max(4, round(w * scale)), max(8, round(h * scale)))
+    channels = []
+    for c in range(3):
+        plane = Image.fromarray(img[..., c].astype(np.float32), mode="F")
+        channels.append(np.asarray(plane.resize(small, Image.BILINEAR).resize((w, h), Image.BILINEAR)))
+    return np.stack(channels, axis=-1)
+
+
+# --- hard scenes: the confusions clustering pseudo-labels suffer from -----------------
+
+def view_bias(rng: np.random.Generator, strength: float) -> tuple[float, ...]:
+    """A camera's view probabilities: ``strength`` of them on one dominant view.
+
+    People walk past a camera mostly in one direction, so one camera sees mostly
+    backs and another mostly fronts: an identity looks different across cameras.
+    """
+    dominant = np.eye(len(VIEWS))[rng.integers(len(VIEWS))]
+    probs = (1 - strength) * np.asarray(VIEW_PRIOR) + strength * dominant
+    return tuple(float(x) for x in probs / probs.sum())
+
+
+def harden_camera(cam: Camera, rng: np.random.Generator, style: DomainStyle,
+                  light_spread: float) -> Camera:
+    """A stronger per-camera colour cast and a light level spread by ``light_spread``."""
+    gains = cam.gains * (1.0 + rng.uniform(-style.cast, style.cast, 3))
+    light = cam.light * float(rng.uniform(1 - light_spread, 1 + light_spread))
+    return replace(cam, gains=gains.astype(np.float32), light=light)
+
+
+def with_back_colour(person: Person, rng: np.random.Generator, style: DomainStyle) -> Person:
+    """The person wears something whose back differs from its front (a jacket, a cape)."""
+    others = [c for c in style.tops if not np.allclose(c, person.top)]
+    return replace(person, back_top=others[rng.integers(len(others))].copy())
+
+
+def vary_one(person: Person, rng: np.random.Generator, style: DomainStyle) -> Person:
+    """A near-identical identity: ``person`` with exactly one attribute changed."""
+    pick = lambda palette, old: next(c for c in rng.permutation(palette)  # noqa: E731
+                                     if not np.allclose(c, old))
+    what = rng.choice(["pattern", "bag", "bottom", "accent", "hair"])
+    if what == "pattern":
+        return replace(person, pattern=str(rng.choice([x for x in _PATTERNS if x != person.pattern])))
+    if what == "bag":
+        bags = [b for b in ("none", "backpack", "handbag") if b != person.bag]
+        return replace(person, bag=str(rng.choice(bags)))
+    if what == "bottom":
+        return replace(person, bottom=pick(style.bottoms, person.bottom))
+    if what == "accent":
+        return replace(person, accent=pick(style.accents, person.accent))
+    return replace(person, hair=pick(_HAIR.astype(np.float32), person.hair),
+                   long_hair=not person.long_hair)
+
+
+def next_frame(pixels: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+    """The next frame of a tracklet: the same box shifted a pixel, new sensor noise."""
+    img = pixels.astype(np.float32) / 255
+    dy, dx = (int(v) for v in rng.integers(-1, 2, 2))
+    img = np.roll(img, (dy, dx), axis=(0, 1))
+    img = img * rng.uniform(0.96, 1.04) + rng.normal(0, noise, img.shape)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
