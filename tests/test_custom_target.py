@@ -230,3 +230,21 @@ def test_auto_rho_rule():
     assert auto_rho(10, 1) > 0 and auto_rho(10, 100) == 0.5
     with pytest.raises(UserError, match="images-per-id"):
         auto_rho(100, 0.5)
+
+
+def test_pretraining_towards_a_custom_target_skips_direct_transfer(unlabelled_root, synthetic_root,
+                                                                   tmp_path):
+    from dualref.pipeline.pretrain import PretrainConfig, pretrain
+
+    root, _ = unlabelled_root
+    data = tmp_path / "data"
+    data.mkdir()
+    os.symlink(Path(synthetic_root) / "dukemtmc", data / "dukemtmc")
+    os.symlink(root / "custom", data / "custom")
+    results = pretrain(PretrainConfig(dataset_source="dukemtmc", dataset_target="custom",
+                                      data_dir=str(data), logs_dir=str(tmp_path / "logs"),
+                                      arch="resnet18", pretrained=False, batch_size=16, workers=0,
+                                      warmup_step=1, milestones=[5], epochs=1, iters=2,
+                                      eval_step=1, device="cpu", verbose=False, **IMAGE_OPTS))
+    assert results["direct_transfer"] is None and 0 < results["best_source_mAP"] <= 1
+    assert (tmp_path / "logs" / "model_best.pth.tar").exists()

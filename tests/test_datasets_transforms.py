@@ -110,3 +110,24 @@ def test_random_erasing_optional_in_train_transform():
     assert not any(isinstance(s, RandomErasing) for s in build_train_transform(64, 32).transforms)
     steps = build_train_transform(64, 32, random_erasing=True).transforms
     assert isinstance(steps[-1], RandomErasing) and math.isclose(steps[-1].probability, 0.5)
+
+
+def test_pad_option_bounds_the_shift():
+    img = gradient_image()
+    base = build_test_transform(64, 32)(img)
+    pad_value = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
+    torch.manual_seed(2)
+    # padding 0: only the flip is left
+    for _ in range(4):
+        out = build_train_transform(64, 32, padding=0)(img)
+        assert torch.allclose(out, base, atol=1e-5) or torch.allclose(out, base.flip(2), atol=1e-5)
+    # padding 3: every output is a shift of at most 3 pixels, and some shift happens
+    shifts = set()
+    for _ in range(8):
+        out = build_train_transform(64, 32, padding=3, flip_probability=0.0)(img)
+        padded = torch.nn.functional.pad(base - pad_value, (3, 3, 3, 3)) + pad_value
+        found = [(t, l) for t in range(7) for l in range(7)
+                 if torch.allclose(padded[:, t:t + 64, l:l + 32], out, atol=1e-5)]
+        assert found
+        shifts.add(found[0])
+    assert len(shifts) > 1

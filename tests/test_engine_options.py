@@ -27,3 +27,20 @@ def test_wrong_loss_feature_is_a_usage_error(capsys):
         build_adapt_parser("dual").parse_args(["--loss-feature", "x"])
     assert err.value.code == 2
     assert "--loss-feature" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["baseline", "dual"])
+def test_pad_and_rho_auto_reach_the_config(method):
+    cfg = config_from_args(AdaptConfig, build_adapt_parser(method).parse_args([]))
+    assert cfg.pad == 10 and cfg.rho == 1.6e-3 and cfg.images_per_id == 17.2
+    args = build_adapt_parser(method).parse_args(["--pad", "3", "--rho", "auto",
+                                                  "--images-per-id", "14"])
+    cfg = config_from_args(AdaptConfig, args)
+    assert cfg.pad == 3 and cfg.rho == "auto" and cfg.images_per_id == 14
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "x"])
+def test_bad_rho_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as err:
+        build_adapt_parser("dual").parse_args(["--rho", value])
+    assert err.value.code == 2 and "--rho" in capsys.readouterr().err

@@ -138,6 +138,7 @@ def build_train_loader(
     random_erasing: bool = False,
     seed: int = 0,
     root: Optional[str] = None,
+    padding: int = 10,
     num_replicas: Optional[int] = None,
     rank: Optional[int] = None,
 ) -> IterLoader:
@@ -158,7 +159,8 @@ def build_train_loader(
         logger.warning("one pass yields %d samples, fewer than --batch-size %d: smaller batches",
                        len(sampler), batch_size)
     loader = DataLoader(
-        ImageDataset(items, root=root, transform=build_train_transform(height, width, random_erasing)),
+        ImageDataset(items, root=root, transform=build_train_transform(height, width, random_erasing,
+                                                                  padding=padding)),
         batch_size=per_rank,
         sampler=sampler,
         num_workers=workers,

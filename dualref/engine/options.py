@@ -48,6 +48,10 @@ def add_data_args(parser: argparse.ArgumentParser, source: bool = True, target: 
                        help="data-loading worker processes")
     group.add_argument("--height", type=_positive_int, default=256, help="input height")
     group.add_argument("--width", type=_positive_int, default=128, help="input width")
+    if source:  # training drivers only
+        group.add_argument("--pad", type=_non_negative_int, default=10, metavar="PIXELS",
+                           help="padding before the random crop of training images (10, the "
+                                "original's at 256x128; scale it with smaller inputs)")
     if num_instances:
         group.add_argument("--num-instances", type=_positive_int, default=4,
                            help="each batch holds batch_size / num_instances identities "

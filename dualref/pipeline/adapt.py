@@ -234,7 +234,8 @@ def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr
     loader = build_train_loader(items, height=cfg.height, width=cfg.width,
                                 batch_size=cfg.batch_size, num_instances=cfg.num_instances,
                                 workers=cfg.workers, iters=cfg.iters,
-                                random_erasing=cfg.random_erasing, seed=cfg.seed * 1000 + epoch)
+                                random_erasing=cfg.random_erasing, padding=cfg.pad,
+                                seed=cfg.seed * 1000 + epoch)
     params = list(model.parameters()) + (list(spread.parameters()) if spread is not None else [])
     # A new optimiser every epoch, as the original (the memory persists).
     optimizer = adam(params, lr, cfg.weight_decay)

@@ -82,7 +82,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
         return results
 
     loader_args = dict(height=cfg.height, width=cfg.width, batch_size=cfg.batch_size,
-                       workers=cfg.workers, iters=cfg.iters)
+                       workers=cfg.workers, iters=cfg.iters, padding=cfg.pad)
     source_loader = build_train_loader(source.train, num_instances=cfg.num_instances,
                                        seed=cfg.seed, **loader_args)
     target_loader = build_train_loader(target.train, num_instances=0, seed=cfg.seed + 1,
