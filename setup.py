@@ -22,7 +22,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["dualref", "dualref.*"]),
     install_requires=read_requirements(),
-    extras_require={"test": ["pytest>=7"], "plots": ["matplotlib>=3.5"]},
+    extras_require={"test": ["pytest>=7", "infomap>=2.0"], "plots": ["matplotlib>=3.5"],
+                    "infomap": ["infomap>=2.0"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

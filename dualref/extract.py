@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch.nn.functional as F
 
-from .clustering.dbscan import MARKET_IMAGES_PER_ID, auto_rho
+from .clustering.dbscan import MARKET_IMAGES_PER_ID, DBSCANClusterer, auto_rho
 from .datasets.custom import find_images
 from .engine import options
 from .engine.runner import run_main
@@ -98,10 +98,10 @@ def extract_folder(model_path: str, images_dir: str, out: str, arch: str = "auto
         if len(paths) < 2:
             raise UserError(f"{images_dir}: --cluster needs at least 2 images")
         value = auto_rho(len(paths), images_per_id) if rho == "auto" else float(rho)
-        pseudo = make_pseudo_labels(feats.cpu(), None, value, k1, k2, min_samples,
-                                    device=dev, verbose=verbose)
+        clusterer = DBSCANClusterer(rho=value, min_samples=min_samples)
+        pseudo = make_pseudo_labels(feats.cpu(), clusterer, k1, k2, device=dev, verbose=verbose)
         labels = pseudo.labels
-        summary.update(rho=value, eps=pseudo.eps, clusters=pseudo.num_clusters,
+        summary.update(rho=value, eps=clusterer.eps, clusters=pseudo.num_clusters,
                        outliers=int((labels < 0).sum()))
     _write(out, feats.cpu().numpy(), [os.path.relpath(p, images_dir) for p in paths],
            labels, summary)

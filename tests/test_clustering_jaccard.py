@@ -218,12 +218,13 @@ def test_eps_matches_the_reference_arithmetic(seed):
 
 
 def test_pseudo_labels_derive_eps_with_the_source_term_of_omitted_pairs():
+    from dualref.clustering import DBSCANClusterer
     from dualref.pipeline.labels import make_pseudo_labels
     feats = torch.tensor(clustered(150, seed=8), dtype=torch.float32)
     source = torch.tensor(clustered(60, seed=9) + 0.5, dtype=torch.float32)
     lam, rho = 0.3, 0.2  # a fraction that reaches the omitted pairs
-    got = make_pseudo_labels(feats, None, rho, 20, 6, 4, lambda_value=lam, source_features=source,
-                             verbose=False)
+    got = make_pseudo_labels(feats, DBSCANClusterer(rho, 4), 20, 6, lambda_value=lam,
+                             source_features=source, verbose=False)
     dist = compute_jaccard_dist(feats, lambda_value=lam, source_features=source).toarray()
     t = source_term(feats, source).numpy()
     omitted = np.ones_like(dist, dtype=bool)
@@ -232,6 +233,6 @@ def test_pseudo_labels_derive_eps_with_the_source_term_of_omitted_pairs():
     tri = np.triu(dense, 1)
     tri = np.sort(tri[np.nonzero(tri)])
     want = tri[:int(np.round(rho * tri.size))].mean()
-    assert got.eps == pytest.approx(want, rel=1e-6)
+    assert got.stats["eps"] == pytest.approx(want, rel=1e-6)
     assert abs(eps_from_rho(compute_jaccard_dist(feats, lambda_value=lam, source_features=source), rho)
                - want) > 1e-3  # counting them at 1 would differ

@@ -207,7 +207,10 @@ def test_extract_writes_normalised_features_names_and_labels(unlabelled_root, in
     # The same labels as the adaptation's own pseudo-labelling of these features.
     from dualref.pipeline.labels import make_pseudo_labels
 
-    again = make_pseudo_labels(torch.from_numpy(feats), None, 0.02, 20, 6, 4, verbose=False)
+    from dualref.clustering import DBSCANClusterer
+
+    again = make_pseudo_labels(torch.from_numpy(feats), DBSCANClusterer(0.02, 4), 20, 6,
+                               verbose=False)
     assert (again.labels == labels).all()
 
 

@@ -10,7 +10,7 @@ from conftest import IMAGE_OPTS
 from dualref import models
 from dualref.datasets.loaders import build_train_loader
 from dualref.pipeline.adapt import AdaptConfig, adapt
-from dualref.pipeline.labels import cluster_centers
+from dualref.clustering import cluster_centers
 from dualref.pipeline.test import test_checkpoint as evaluate_checkpoint
 from dualref.utils.checkpoint import load_checkpoint
 
@@ -42,7 +42,7 @@ def test_dual_refinement_records_every_stage(synthetic_root, init_checkpoint, tm
     assert records[0]["eps"] == records[1]["eps"]  # fixed at the first epoch
     assert [r["lr"] for r in records] == pytest.approx([3.5e-4, 3.5e-5])
     state = load_checkpoint(tmp_path / "checkpoint.pth.tar")
-    assert state["epoch"] == 2 and state["eps"] == records[0]["eps"]
+    assert state["epoch"] == 2 and state["clusterer"]["eps"] == records[0]["eps"]
     assert state["memory"].shape == (len(load_rows(synthetic_root)), 512)
     assert results["best_mAP"] == max(r["target"]["mAP"] for r in records)
     # model_best.pth.tar is what scripts/test.sh evaluates

@@ -37,6 +37,8 @@ def test_install_line_names_every_extra_the_demo_and_the_tests_need():
     assert any("matplotlib" in req for e in extras for req in declared[e])
     assert tests.startswith("python -m pytest")
     assert any("pytest" in req for e in extras for req in declared[e])
+    # the clusterer tests run Infomap (tests/test_clustering_interface.py)
+    assert any("infomap" in req for e in extras for req in declared[e])
 
 
 def test_ci_runs_exactly_the_readme_lines():

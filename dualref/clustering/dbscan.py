@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import sort_graph_by_row_values
 
+from dualref.clustering.base import Clusterer
 from dualref.utils.errors import UserError, require
 
 logger = logging.getLogger(__name__)
@@ -277,12 +278,15 @@ def count_clusters(labels: np.ndarray) -> tuple[int, int]:
     return int(np.unique(labels[labels >= 0]).size), int(np.count_nonzero(labels == -1))
 
 
-class DBSCANClusterer:
+class DBSCANClusterer(Clusterer):
     """DBSCAN whose eps is fixed from rho at the first call and reused after.
 
     ``eps`` is public and part of ``state_dict()``, so a resumed run clusters
-    with the eps of its first epoch.
+    with the eps of its first epoch. The adaptation's default clusterer
+    (``--cluster dbscan``); see :mod:`dualref.clustering.base` for the interface.
     """
+
+    needs_distances = True
 
     def __init__(self, rho: float = 1.6e-3, min_samples: int = 4,
                  eps: Optional[float] = None, n_jobs: Optional[int] = -1) -> None:
@@ -295,11 +299,22 @@ class DBSCANClusterer:
         self.eps = eps
         self.n_jobs = n_jobs
 
-    def __call__(self, dist: Distances) -> np.ndarray:
-        """Cluster ``dist``; derive eps first if it is not set yet."""
+    def fit(self, features: Any = None, dist: Optional[Distances] = None,
+            fill: Fill = 1.0) -> np.ndarray:
+        """Cluster ``dist``; derive eps first (counting omitted pairs at ``fill``) if unset."""
+        if dist is None:
+            raise ValueError("DBSCANClusterer.fit needs the distance matrix")
         if self.eps is None:
-            self.eps = eps_from_rho(dist, self.rho)
+            self.eps = eps_from_rho(dist, self.rho, fill)
+            logger.info("eps for cluster: %.3f", self.eps)
         return cluster_dbscan(dist, self.eps, self.min_samples, self.n_jobs)
+
+    def __call__(self, dist: Distances) -> np.ndarray:
+        """``fit`` on a distance matrix alone."""
+        return self.fit(None, dist)
+
+    def stats(self) -> dict[str, float]:
+        return {} if self.eps is None else {"eps": float(self.eps)}
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must hold to cluster identically after a resume."""

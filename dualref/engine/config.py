@@ -15,6 +15,10 @@ def config_from_args(cls: Type[T], args: argparse.Namespace, **overrides) -> T:
         values["pretrained"] = not values.pop("no_pretrained")
     if "loss_feature" in values:
         values["norm_features"] = values.pop("loss_feature") == "bn"
+    if "cluster_option" in values:
+        from ..clustering import parse_options
+
+        values["cluster_options"] = parse_options(values.pop("cluster_option"))
     if values.get("epochs_decay") == 0:
         values["epochs_decay"] = None  # 0 on the command line: constant lr
     names = {f.name for f in dataclasses.fields(cls)}

@@ -153,6 +153,12 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--images-per-id", type=_positive_float, default=17.2,
                        help="with --rho auto: the expected images per person in the target "
                             "train set (default 17.2, Market-1501's)")
+    group.add_argument("--cluster", default="dbscan", metavar="NAME",
+                       help="clusterer: dbscan (the paper's, eps from --rho) or infomap "
+                            "(k-NN graph communities); see dualref.clustering.CLUSTERERS")
+    group.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the chosen clusterer, e.g. k=15 or min_sim=0.5 "
+                            "for infomap (repeatable)")
     group.add_argument("--k1", type=_positive_int, default=20)
     group.add_argument("--k2", type=_positive_int, default=6)
     group.add_argument("--min-samples", type=_positive_int, default=4)

@@ -1,18 +1,20 @@
 """Stage 2: clustering-based adaptation (baseline and Dual-Refinement).
 
-Each epoch: target features -> Jaccard -> DBSCAN (eps fixed at the first
-epoch) -> classifier reset to the cluster centres -> refined labels ->
+Each epoch: target features -> Jaccard -> clusterer (``--cluster``; DBSCAN
+with eps fixed at the first epoch) -> classifier reset to the cluster centres -> refined labels ->
 new optimiser -> train ``iters`` steps -> evaluate -> checkpoint.
 """
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
-from typing import Optional, Union
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
+from .. import clustering
+from ..clustering import Clusterer
 from ..clustering.dbscan import MARKET_IMAGES_PER_ID, auto_rho
 from ..datasets import has_test, has_train_labels
 from ..datasets.loaders import build_train_loader
@@ -45,6 +47,8 @@ class AdaptConfig(RunConfig):
     eval_step: int = 1
     rho: Union[float, str] = 1.6e-3  # or "auto": auto_rho(target size, images_per_id)
     images_per_id: float = MARKET_IMAGES_PER_ID
+    cluster: str = "dbscan"  # a name in dualref.clustering.CLUSTERERS
+    cluster_options: Dict[str, Any] = field(default_factory=dict)
     k1: int = 20
     k2: int = 6
     min_samples: int = 4
@@ -80,6 +84,12 @@ def validate(cfg: AdaptConfig, num_samples: int) -> None:
         raise UserError(f"--alpha {cfg.alpha}: expected a value in [0, 1]")
 
 
+def build_clusterer(cfg: AdaptConfig, rho: float) -> Clusterer:
+    """``--cluster`` with its ``--cluster-option``s; rho and min_samples where it takes them."""
+    return clustering.create(cfg.cluster, shared={"rho": rho, "min_samples": cfg.min_samples},
+                             **cfg.cluster_options)
+
+
 def resolve_rho(cfg: AdaptConfig, num_samples: int) -> float:
     """``cfg.rho``, or the auto rule's value for this target (logged)."""
     if cfg.rho != "auto":
@@ -107,6 +117,7 @@ def adapt(cfg: AdaptConfig) -> dict:
     num_samples = len(target.train)
     validate(cfg, num_samples)
     rho = resolve_rho(cfg, num_samples)
+    clusterer = build_clusterer(cfg, rho)
     model = build_model(cfg.arch, num_classes=num_samples, pretrained=False,
                         features=cfg.features, dropout=cfg.dropout, norm=cfg.norm_features)
     model = prepare_model(model, device, cfg.batch_size, bn_group_size=cfg.bn_group_size,
@@ -114,12 +125,14 @@ def adapt(cfg: AdaptConfig) -> dict:
                           compile=cfg.compile)
     spread: Optional[SpreadLoss] = None  # the instance memory, created at the first epoch
 
-    start_epoch, best_mAP, eps = 0, 0.0, None
+    start_epoch, best_mAP = 0, 0.0
     # Rank 0 decides, so every rank resumes (or fails naming the file) alike.
     resume = distributed.broadcast_object(resume_path(cfg.resume, cfg.logs_dir))
     if resume:
         state = load_run_checkpoint(resume, model)
-        start_epoch, best_mAP, eps = int(state["epoch"]), float(state["best_mAP"]), state.get("eps")
+        start_epoch, best_mAP = int(state["epoch"]), float(state["best_mAP"])
+        # Checkpoints before the clusterer interface kept DBSCAN's eps on its own.
+        clusterer.load_state_dict(state.get("clusterer", {"eps": state.get("eps")}))
         if cfg.mu > 0 and "memory" in state:
             spread = _spread_loss(cfg, state["memory"], device)
             # Trained slots are no longer unit vectors: restore them verbatim.
@@ -159,11 +172,11 @@ def adapt(cfg: AdaptConfig) -> dict:
         pseudo = None
         if distributed.is_main():  # clustering once; every rank gets its labels
             pseudo = make_pseudo_labels(
-                features, eps, rho, cfg.k1, cfg.k2, cfg.min_samples, cfg.lambda_value,
-                source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
+                features, clusterer, cfg.k1, cfg.k2, cfg.lambda_value, source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
                 device=device, seed=0, verbose=verbose)
         pseudo = distributed.broadcast_object(pseudo)
-        eps = pseudo.eps
+        # Rank 0 clustered: every rank takes its state, so all checkpoints agree.
+        clusterer.load_state_dict(distributed.broadcast_object(clusterer.state_dict()))
         record.update(pseudo.stats)
         lr = epoch_lr(cfg, epoch)
         record["lr"] = lr
@@ -184,7 +197,7 @@ def adapt(cfg: AdaptConfig) -> dict:
             record["target"] = result.to_dict()
             logger.info("\n * Finished epoch %3d  model mAP: %5.1f%% best: %5.1f%%%s\n",
                         epoch, 100 * result.mAP, 100 * best_mAP, " *" if is_best else "")
-        extra = {"eps": eps, "stage": "adapt"}
+        extra = {"clusterer": clusterer.state_dict(), "stage": "adapt"}
         if spread is not None:
             extra["memory"] = spread.memory.detach().cpu()
         if distributed.is_main():  # one writer; the other ranks hold the same state

@@ -1,4 +1,4 @@
-"""One pseudo-labelling round: features -> Jaccard -> DBSCAN -> refined labels."""
+"""One pseudo-labelling round: features -> Jaccard -> clusterer (DBSCAN) -> refined labels."""
 import logging
 import time
 from dataclasses import dataclass, field
@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..clustering.dbscan import cluster_dbscan, eps_from_rho
+from ..clustering.base import Clusterer
+from ..clustering.centers import cluster_centers
 from ..clustering.jaccard import compute_jaccard_dist
 from ..clustering.quality import cluster_quality
 from ..clustering.refine import refine_labels
@@ -21,7 +22,6 @@ class PseudoLabels:
     """The outcome of one clustering round (label -1 = outlier)."""
 
     labels: np.ndarray
-    eps: float
     refined: Optional[np.ndarray] = None
     centers: Optional[torch.Tensor] = None
     stats: Dict[str, float] = field(default_factory=dict)
@@ -29,15 +29,6 @@ class PseudoLabels:
     @property
     def num_clusters(self) -> int:
         return int(self.labels.max()) + 1 if (self.labels >= 0).any() else 0
-
-
-def cluster_centers(features: torch.Tensor, labels: np.ndarray, num_clusters: int) -> torch.Tensor:
-    """Mean feature of each cluster (rows 0..C-1), outliers ignored."""
-    mask = torch.from_numpy(labels >= 0)
-    index = torch.from_numpy(labels[labels >= 0]).long()
-    sums = torch.zeros(num_clusters, features.shape[1]).index_add_(0, index, features[mask].float())
-    counts = torch.bincount(index, minlength=num_clusters).clamp(min=1).unsqueeze(1)
-    return sums / counts
 
 
 def cluster_sizes(labels: np.ndarray) -> Dict[str, float]:
@@ -50,28 +41,26 @@ def cluster_sizes(labels: np.ndarray) -> Dict[str, float]:
             "cluster_size_max": int(sizes.max())}
 
 
-def make_pseudo_labels(features: torch.Tensor, eps: Optional[float], rho: float, k1: int,
-                       k2: int, min_samples: int, lambda_value: float = 0.0,
-                       source_features: Optional[torch.Tensor] = None,
+def make_pseudo_labels(features: torch.Tensor, clusterer: Clusterer, k1: int = 20, k2: int = 6,
+                       lambda_value: float = 0.0, source_features: Optional[torch.Tensor] = None,
                        refine_R: Optional[int] = None, true_ids: Optional[Sequence[int]] = None,
                        device: Optional[torch.device] = None, seed: int = 0,
                        verbose: bool = True) -> PseudoLabels:
-    """Cluster target features; eps is computed from rho when not yet fixed."""
+    """Cluster target features with ``clusterer`` (Jaccard first if it needs distances)."""
     stats: Dict[str, float] = {}
+    dist, fill = None, 1.0
+    if clusterer.needs_distances:
+        tic = time.time()
+        dist, fill = compute_jaccard_dist(features, k1=k1, k2=k2, lambda_value=lambda_value,
+                                          source_features=source_features, device=device,
+                                          verbose=verbose, return_fill=True)
+        stats["seconds_jaccard"] = time.time() - tic
     tic = time.time()
-    dist, fill = compute_jaccard_dist(features, k1=k1, k2=k2, lambda_value=lambda_value,
-                                      source_features=source_features, device=device,
-                                      verbose=verbose, return_fill=True)
-    stats["seconds_jaccard"] = time.time() - tic
-    if eps is None:
-        eps = eps_from_rho(dist, rho, fill)
-        logger.info("eps for cluster: %.3f", eps)
-    tic = time.time()
-    labels = np.asarray(cluster_dbscan(dist, eps, min_samples=min_samples), dtype=np.int64)
-    stats["seconds_dbscan"] = time.time() - tic
-    result = PseudoLabels(labels=labels, eps=float(eps))
+    labels = np.asarray(clusterer.fit(features, dist, fill), dtype=np.int64)
+    stats["seconds_cluster"] = time.time() - tic
+    result = PseudoLabels(labels=labels)
     num = result.num_clusters
-    stats.update(num_clusters=num, num_outliers=int((labels < 0).sum()), eps=float(eps),
+    stats.update(num_clusters=num, num_outliers=int((labels < 0).sum()), **clusterer.stats(),
                  **cluster_sizes(labels))
     logger.info("Clustered into %d classes (%d outliers)", num, stats["num_outliers"])
     if num == 0:
