@@ -29,7 +29,7 @@ VARIANTS = [("direct transfer", "pretrain"), ("baseline", "baseline"), ("+ LR on
 SUPERVISED = ["-ds", "market1501", "-dt", "market1501", "-a", "resnet18", "--height", "64",
               "--width", "32", "-b", "32", "-j", "0", "--no-pretrained", "--lr", "1e-3",
               "--epochs", "30", "--iters", "20", "--warmup-step", "2", "--milestones", "20",
-              "--eval-step", "10", "--print-freq", "100", "--quiet"]
+              "--eval-step", "10", "--print-freq", "100", "--quiet", "--pad", "3"]
 
 
 def _score(run_dir: Path) -> float | None:
