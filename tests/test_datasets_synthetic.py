@@ -113,3 +113,59 @@ def test_cli_rejects_bad_options(tmp_path, capsys):
     assert "num_ids" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--domains", "msmt17"])
+
+
+def _attributes(person):
+    return {"top": tuple(person.top), "pattern": person.pattern, "bag": person.bag,
+            "bottom": tuple(person.bottom), "accent": tuple(person.accent),
+            "hair": (tuple(person.hair), person.long_hair)}
+
+
+def test_hard_scenes_have_twins_that_differ_in_one_attribute():
+    from dualref.datasets import synthetic as syn
+
+    layout, style = syn.LAYOUTS["market1501"], syn.sr.STYLES["market1501"]
+    shots = syn.plan(np.random.default_rng([0, layout.code, 0]), layout, 60, 6, 1, 4)
+    easy = syn._people(shots, 0, layout, style, syn.SCENES["easy"])
+    hard = syn._people(shots, 0, layout, style, syn.SCENES["hard"])
+    def one_apart(people):
+        attrs = [_attributes(p) for p in people.values()]
+        return sum(any(sum(a[k] != b[k] for k in a) == 1 for b in attrs if b is not a)
+                   for a in attrs)
+    assert one_apart(hard) >= 0.2 * len(hard) > one_apart(easy)
+    assert sum(p.back_top is not None for p in hard.values()) >= 0.3 * len(hard)
+    assert all(p.back_top is None for p in easy.values())
+
+
+def _pixels(path):
+    return np.asarray(Image.open(path), dtype=np.float32)
+
+
+@pytest.mark.parametrize("scenes", ["easy", "hard"])
+def test_tracklets_are_consecutive_near_identical_frames(tmp_path, scenes):
+    generate(tmp_path, seed=0, num_ids=12, images_per_id=8, gallery_per_id=4, height=32,
+             width=16, domains=["dukemtmc"], scenes=scenes)
+    folder = tmp_path / "dukemtmc" / "DukeMTMC-reID" / "bounding_box_train"
+    names = sorted(p.name for p in folder.iterdir())
+    close = 0
+    for a, b in zip(names, names[1:]):
+        same_cam = a.split("_f")[0] == b.split("_f")[0]
+        next_frame = int(b.split("_f")[1][:7]) == int(a.split("_f")[1][:7]) + 1
+        if same_cam and next_frame:
+            diff = np.abs(_pixels(folder / a) - _pixels(folder / b)).mean()
+            close += diff < 25
+    assert (close >= 5) if scenes == "hard" else (close == 0)
+
+
+def test_unknown_scenes_are_refused(tmp_path):
+    with pytest.raises(UserError, match="scenes"):
+        generate(tmp_path, scenes="medium", **SMALL)
+
+
+def test_camera_view_bias():
+    from dualref.datasets import synthetic_render as sr
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        probs = sr.view_bias(rng, 0.6)
+        assert sum(probs) == pytest.approx(1.0) and max(probs) >= 0.6
