@@ -53,11 +53,11 @@ def log_lines():
 
 
 def test_names_sorted_and_unknown_name_lists_them(tmp_path):
-    assert datasets.names() == ["dukemtmc", "market1501", "msmt17"]
+    assert datasets.names() == ["custom", "dukemtmc", "market1501", "msmt17"]
     with pytest.raises(UserError) as err:
         datasets.create("market", str(tmp_path))
     assert "'market'" in str(err.value)
-    assert "dukemtmc, market1501, msmt17" in str(err.value)
+    assert "custom, dukemtmc, market1501, msmt17" in str(err.value)
 
 
 def test_relabel_uses_numeric_id_order_not_input_order():
