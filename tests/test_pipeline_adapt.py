@@ -114,3 +114,20 @@ def test_outliers_never_reach_a_batch(tmp_path):
     loader.new_epoch()
     seen = torch.cat([loader.next()[2] for _ in range(20)])
     assert (seen >= 0).all() and len(set(seen.tolist())) == 5
+
+
+BASELINE = dict(alpha=0.0, mu=0.0, norm_features=False, epochs_decay=None)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "dual"])
+def test_one_epoch_of_adaptation_beats_direct_transfer(variant, synthetic_root, init_checkpoint,
+                                                       tmp_path):
+    # Hard scenes (twins, two-sided clothes, tracklets), 24 target identities. Measured
+    # from this init (direct transfer 34.2 mAP), one epoch of 10 iterations: baseline
+    # 39.7-49.5 over seeds 1-6, Dual-Refinement 44.2-46.2 over seeds 1-4.
+    direct = json.load(open(init_checkpoint.replace("model_best.pth.tar", "results.json")))
+    overrides = dict(BASELINE) if variant == "baseline" else dict(epochs_decay=None)
+    results = adapt(_config(synthetic_root, tmp_path, init_checkpoint, epochs=1, iters=10,
+                            rho="auto", images_per_id=8, pad=3, random_erasing=False,
+                            **overrides))
+    assert results["best_mAP"] > direct["direct_transfer"]["mAP"] + 0.02

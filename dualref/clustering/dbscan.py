@@ -14,8 +14,6 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.cluster import DBSCAN
-from sklearn.neighbors import sort_graph_by_row_values
 
 from dualref.clustering.base import Clusterer
 from dualref.utils.errors import UserError, require
@@ -247,6 +245,8 @@ def _neighbour_graph(dist: Distances, eps: float) -> sp.csr_matrix:
     data = np.concatenate([data, np.zeros(missing_diag.size, dtype=data.dtype)])
     graph = sp.csr_matrix((data, (rows, cols)), shape=(n, n))
     # csr construction from COO sums duplicates; inputs were canonical already
+    from sklearn.neighbors import sort_graph_by_row_values  # lazy: scikit-learn costs ~1 s to import
+
     return sort_graph_by_row_values(graph, copy=False, warn_when_not_sorted=False)
 
 
@@ -265,6 +265,8 @@ def cluster_dbscan(dist: Distances, eps: float, min_samples: int = 4,
         X: Distances = _neighbour_graph(dist, eps)
     else:
         X = np.asarray(dist)
+    from sklearn.cluster import DBSCAN  # lazy, see above
+
     model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=n_jobs)
     labels = model.fit_predict(X).astype(np.int64)
     n_clusters, n_outliers = count_clusters(labels)

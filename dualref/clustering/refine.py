@@ -18,8 +18,6 @@ import warnings
 from typing import Any, Optional
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from dualref.utils.errors import require
@@ -48,6 +46,9 @@ def _as_float_array(features: Any) -> np.ndarray:
 
 def _centres(members: list[np.ndarray], R: int, n_init: int, seed: int) -> list[np.ndarray]:
     """R centres per member block: k-means when it has more than R rows, else its mean."""
+    from sklearn.cluster import KMeans  # lazy: scikit-learn costs ~1 s to import
+    from sklearn.exceptions import ConvergenceWarning
+
     out = []
     # one thread per call: a few dozen points gain nothing from OpenMP/BLAS
     # threads, and their spin-waiting costs 10x on a busy machine
