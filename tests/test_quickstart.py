@@ -62,3 +62,19 @@ def test_demo_checks_matplotlib_before_training(tmp_path):
     assert proc.stderr.startswith("demo.sh:") and "matplotlib" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data").exists() and not (tmp_path / "logs").exists()
+
+
+def test_readme_links_and_the_method_page_name_files_of_this_repository():
+    readme = (ROOT / "README.md").read_text()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)]+)\)", readme)]
+    local = [t for t in targets if t and not re.match(r"[a-z]+://", t)]
+    assert "docs/method.md" in local
+    for target in local:
+        assert (ROOT / target).exists(), target
+        assert (ROOT / target).resolve().is_relative_to(ROOT), target
+    assert "../shared" not in readme
+    method = (ROOT / "docs" / "method.md").read_text()
+    paths = set(re.findall(r"`((?:dualref|examples)/[\w/.]+\.py)`", method))
+    assert len(paths) > 15
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    assert not missing, missing

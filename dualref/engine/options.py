@@ -144,7 +144,7 @@ rho_value.__name__ = "rho"
 
 
 def add_cluster_args(parser: argparse.ArgumentParser) -> None:
-    """Pseudo-labelling options (SPEC Stage 2)."""
+    """Pseudo-labelling options (docs/method.md, stage 2)."""
     group = parser.add_argument_group("pseudo labels")
     group.add_argument("--rho", type=rho_value, default=1.6e-3,
                        help="eps = mean of the smallest rho-fraction of Jaccard distances; "

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunConfig:
-    """Settings every training stage shares (defaults: SPEC and the original scripts)."""
+    """Settings every training stage shares (defaults: docs/method.md and the original scripts)."""
 
     dataset_source: str = "dukemtmc"
     dataset_target: str = "market1501"

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PretrainConfig(RunConfig):
-    """Every setting of stage 1 (defaults: SPEC / the original pretrain.sh)."""
+    """Every setting of stage 1 (defaults: docs/method.md / the original pretrain.sh)."""
 
     logs_dir: str = os.path.join("logs", "source-pretrain")
     pretrained: bool = True

@@ -51,7 +51,7 @@ def short_name(dataset: str) -> str:
 
 
 def classify(config: dict) -> str:
-    """Table 2 row of a run from its options (see SPEC's ablation settings)."""
+    """Table 2 row of a run from its options (see the variants table in docs/method.md)."""
     if "milestones" in config or "warmup_step" in config:  # pretraining options
         return DIRECT
     alpha, mu = float(config.get("alpha") or 0.0), float(config.get("mu") or 0.0)

@@ -13,7 +13,7 @@ class PreTrainer(Trainer):
     """Label-smoothed CE + soft batch-hard triplet on the pooled source feature.
 
     Each step also forwards one target batch in train mode without a loss, so
-    the BatchNorm running statistics see the target domain (SPEC Stage 1).
+    the BatchNorm running statistics see the target domain (docs/method.md, stage 1).
     """
 
     def __init__(self, model: nn.Module, num_classes: int, target_batches: Iterator,
