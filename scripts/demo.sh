@@ -12,7 +12,7 @@
 #   5. Dual-Refinement (--alpha 0.5 --mu 0.1)                      -> logs/demo/dual
 #   6. ranked lists of 4 queries, direct transfer vs Dual-Refinement -> figs/ranked_lists_*.png
 #   7. Table 2 layout and plots in figs/ (python -m dualref.report)
-# About 15 minutes on a 2-core CPU with no other load (ResNet-18, 64x32 images,
+# About 10 minutes on a 2-core CPU with no other load (ResNet-18, 64x32 images,
 # no ImageNet weights). Settings scaled down from the paper's to fit the tiny data:
 # crop padding 3 px instead of 10 (10 px at 256x128 is the same share of the image),
 # no random erasing in adaptation (at 64x32 one erased box hides most of a person:
