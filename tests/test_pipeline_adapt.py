@@ -1,5 +1,6 @@
 """Stage 2 end to end on synthetic data: records, checkpoints, resume, degenerate epochs."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,10 @@ from dualref.pipeline.adapt import AdaptConfig, adapt
 from dualref.clustering import cluster_centers
 from dualref.pipeline.test import test_checkpoint as evaluate_checkpoint
 from dualref.utils.checkpoint import load_checkpoint
+
+
+# The baseline driver's settings (no LR, no IM-SP, pooled feature, constant lr).
+BASELINE = dict(alpha=0.0, mu=0.0, norm_features=False, epochs_decay=None)
 
 
 def _config(root, logs_dir, init, **overrides):
@@ -58,8 +63,7 @@ def load_rows(root):
 
 
 def test_baseline_has_no_refined_or_spread_terms(synthetic_root, init_checkpoint, tmp_path):
-    adapt(_config(synthetic_root, tmp_path, init_checkpoint, alpha=0.0, mu=0.0,
-                  epochs_decay=None, norm_features=False, epochs=1))
+    adapt(_config(synthetic_root, tmp_path, init_checkpoint, epochs=1, **BASELINE))
     (record,) = _records(tmp_path)
     assert "loss_spread" not in record and "loss_ce_refined" not in record
     assert "refined_fscore" not in record and record["lr"] == 3.5e-4
@@ -116,17 +120,14 @@ def test_outliers_never_reach_a_batch(tmp_path):
     assert (seen >= 0).all() and len(set(seen.tolist())) == 5
 
 
-BASELINE = dict(alpha=0.0, mu=0.0, norm_features=False, epochs_decay=None)
-
-
 @pytest.mark.parametrize("variant", ["baseline", "dual"])
 def test_one_epoch_of_adaptation_beats_direct_transfer(variant, synthetic_root, init_checkpoint,
                                                        tmp_path):
     # Hard scenes (twins, two-sided clothes, tracklets), 24 target identities. Measured
     # from this init (direct transfer 34.2 mAP), one epoch of 10 iterations: baseline
     # 39.7-49.5 over seeds 1-6, Dual-Refinement 44.2-46.2 over seeds 1-4.
-    direct = json.load(open(init_checkpoint.replace("model_best.pth.tar", "results.json")))
-    overrides = dict(BASELINE) if variant == "baseline" else dict(epochs_decay=None)
+    direct = json.loads((Path(init_checkpoint).parent / "results.json").read_text())
+    overrides = BASELINE if variant == "baseline" else dict(epochs_decay=None)
     results = adapt(_config(synthetic_root, tmp_path, init_checkpoint, epochs=1, iters=10,
                             rho="auto", images_per_id=8, pad=3, random_erasing=False,
                             **overrides))
