@@ -47,20 +47,21 @@ def clustered_data(rng, sizes, n_outliers, dim=12, spread=0.6):
     return feats[perm], labels
 
 
+@pytest.mark.parametrize("backend", ["batched", "sklearn"])
 @pytest.mark.parametrize("R", [1, 2, 3, 5])
 @pytest.mark.parametrize("seed", range(3))
-def test_refine_matches_loop_oracle(R, seed):
+def test_refine_matches_loop_oracle(R, seed, backend):
     rng = np.random.default_rng(seed)
     # sizes 1, R, R+1 and larger clusters, plus outliers
     sizes = [1, R, R + 1, 3 * R + 2, 9, 4]
     feats, labels = clustered_data(rng, sizes, n_outliers=7)
-    got = refine_labels(feats, labels, R, seed=seed)
+    got = refine_labels(feats, labels, R, seed=seed, backend=backend)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, oracle_refine(feats, labels, R, seed))
     assert got.min() >= 0 and got.max() < len(sizes)
     # float32 input (the network's dtype) gives the same labels on well-separated data
-    np.testing.assert_array_equal(refine_labels(feats.astype(np.float32), labels, R, seed=seed),
-                                  got)
+    np.testing.assert_array_equal(
+        refine_labels(feats.astype(np.float32), labels, R, seed=seed, backend=backend), got)
 
 
 def test_refine_parallel_equals_serial_and_keeps_label_values():
@@ -108,3 +109,33 @@ def test_refine_degenerate_and_bad_input():
             refine_labels(feats, np.zeros(5, int), R)
     with pytest.raises(ValueError, match="labels"):
         refine_labels(feats, np.zeros(4, int), 2)
+    with pytest.raises(UserError, match="--refine-backend 'gpu'"):
+        refine_labels(feats, np.zeros(5, int), 2, backend="gpu")
+    with pytest.raises(UserError, match="--n-init"):
+        refine_labels(feats, np.zeros(5, int), 2, n_init=0)
+
+
+def realistic_clusters(seed, n_ids=120, dim=64):
+    """Identities with three view modes each, unit features, 10% outliers (DBSCAN-like)."""
+    rng = np.random.default_rng(seed)
+    feats, labels = [], []
+    for i in range(n_ids):
+        modes = rng.standard_normal(dim) + 0.6 * rng.standard_normal((3, dim))
+        n = int(rng.integers(2, 40))
+        feats.append(modes[rng.integers(0, 3, n)] + 0.5 * rng.standard_normal((n, dim)))
+        labels += [i] * n
+    labels = np.array(labels)
+    labels[rng.random(labels.size) < 0.1] = -1
+    return np.concatenate(feats).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batched_refinement_agrees_with_sklearn_on_realistic_clusters(seed):
+    feats, labels = realistic_clusters(seed)
+    batched = refine_labels(feats, labels, 5)
+    reference = refine_labels(feats, labels, 5, backend="sklearn")
+    assert (batched == reference).mean() >= 0.99
+    _, protos_b = cluster_prototypes(feats, labels, 5)
+    _, protos_s = cluster_prototypes(feats, labels, 5, backend="sklearn")
+    same = np.abs(protos_b - protos_s).max(axis=(1, 2)) < 1e-5
+    assert same.mean() >= 0.98  # identical k-means solutions for (almost) every cluster
