@@ -206,6 +206,15 @@ def build_adapt_parser(method: str) -> argparse.ArgumentParser:
         group.add_argument("--R", type=_positive_int, default=None,
                            help="prototypes per cluster for label refinement "
                                 "(default: 5 when the target is market1501, else 2, as the paper)")
+        group.add_argument("--n-init", dest="n_init", type=_positive_int, default=10,
+                           help="k-means restarts per cluster in label refinement")
+        group.add_argument("--kmeans-seed", dest="kmeans_seed", type=_non_negative_int, default=0,
+                           help="random_state of every refinement k-means (the authors' 0)")
+        group.add_argument("--refine-backend", dest="refine_backend",
+                           choices=["batched", "sklearn"], default="batched",
+                           help="batched: all clusters' k-means at once on --device, same "
+                                "algorithm and random numbers; sklearn: one scikit-learn "
+                                "KMeans per cluster, the reference")
     group.add_argument("--no-random-erasing", dest="random_erasing", action="store_false",
                        help="disable random erasing of training images")
     add_runtime_args(parser, logs_dir=True)

@@ -28,7 +28,7 @@ from ..utils.io import append_jsonl, write_json
 from ..utils.seeding import seed_everything
 from .common import (RunConfig, adam, build_model, evaluate_model, extract_items, load_run_dataset,
                      prepare_model)
-from .labels import make_pseudo_labels
+from .labels import RefineSettings, make_pseudo_labels
 from .state import (BEST, load_run_checkpoint, load_weights, resume_path, save_run_checkpoint,
                     trim_metrics)
 
@@ -59,6 +59,9 @@ class AdaptConfig(RunConfig):
     knn: int = 6
     m: float = 0.35
     R: Optional[int] = None  # None: the paper's choice, 5 for a Market target, else 2
+    n_init: int = 10  # k-means restarts per cluster (refinement)
+    kmeans_seed: int = 0  # random_state of every refinement k-means
+    refine_backend: str = "batched"  # or "sklearn", one scikit-learn KMeans per cluster
     norm_features: bool = True  # losses on normalised bn_x (Dual-Refinement) or pooled x
     random_erasing: bool = True
 
@@ -172,8 +175,10 @@ def adapt(cfg: AdaptConfig) -> dict:
         pseudo = None
         if distributed.is_main():  # clustering once; every rank gets its labels
             pseudo = make_pseudo_labels(
-                features, clusterer, cfg.k1, cfg.k2, cfg.lambda_value, source_features, refine_R=cfg.R if cfg.alpha > 0 else None, true_ids=true_ids,
-                device=device, seed=0, verbose=verbose)
+                features, clusterer, cfg.k1, cfg.k2, cfg.lambda_value, source_features,
+                refine=RefineSettings(cfg.R, cfg.n_init, cfg.kmeans_seed, cfg.refine_backend)
+                if cfg.alpha > 0 else None,
+                true_ids=true_ids, device=device, verbose=verbose)
         pseudo = distributed.broadcast_object(pseudo)
         # Rank 0 clustered: every rank takes its state, so all checkpoints agree.
         clusterer.load_state_dict(distributed.broadcast_object(clusterer.state_dict()))

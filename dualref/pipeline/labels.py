@@ -17,6 +17,16 @@ from ..clustering.refine import refine_labels
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class RefineSettings:
+    """Off-line label refinement: R prototypes per cluster from k-means (see refine_labels)."""
+
+    R: int
+    n_init: int = 10
+    seed: int = 0
+    backend: str = "batched"
+
+
 @dataclass
 class PseudoLabels:
     """The outcome of one clustering round (label -1 = outlier)."""
@@ -43,10 +53,15 @@ def cluster_sizes(labels: np.ndarray) -> Dict[str, float]:
 
 def make_pseudo_labels(features: torch.Tensor, clusterer: Clusterer, k1: int = 20, k2: int = 6,
                        lambda_value: float = 0.0, source_features: Optional[torch.Tensor] = None,
-                       refine_R: Optional[int] = None, true_ids: Optional[Sequence[int]] = None,
-                       device: Optional[torch.device] = None, seed: int = 0,
+                       refine: Optional[RefineSettings] = None,
+                       true_ids: Optional[Sequence[int]] = None,
+                       device: Optional[torch.device] = None,
                        verbose: bool = True) -> PseudoLabels:
-    """Cluster target features with ``clusterer`` (Jaccard first if it needs distances)."""
+    """Cluster target features with ``clusterer`` (Jaccard first if it needs distances).
+
+    With ``refine`` the refined labels are computed too (k-means on ``device``
+    for the batched backend).
+    """
     stats: Dict[str, float] = {}
     dist, fill = None, 1.0
     if clusterer.needs_distances:
@@ -66,10 +81,12 @@ def make_pseudo_labels(features: torch.Tensor, clusterer: Clusterer, k1: int = 2
     if num == 0:
         return _with_quality(result, stats, true_ids)
     result.centers = F.normalize(cluster_centers(features, labels, num), dim=1)
-    if refine_R is not None:
+    if refine is not None:
         tic = time.time()
-        result.refined = np.asarray(refine_labels(features.numpy(), labels, refine_R, seed=seed),
-                                    dtype=np.int64)
+        result.refined = np.asarray(
+            refine_labels(features.numpy(), labels, refine.R, n_init=refine.n_init,
+                          seed=refine.seed, backend=refine.backend, device=device),
+            dtype=np.int64)
         stats["seconds_refine"] = time.time() - tic
     return _with_quality(result, stats, true_ids)
 
