@@ -129,6 +129,54 @@ def test_smallest_k_breaks_ties_by_lower_index():
         np.testing.assert_array_equal(idx[0].numpy(), want)
 
 
+def full_row_ranks(x, width):
+    """First ranks of every row from the full float32 distance rows (the plain path)."""
+    d = (2 - 2 * x @ x.T).clamp_(min=0)
+    d.fill_diagonal_(0)
+    top = d.amax(1)
+    top[top == 0] = 1
+    vals, idx = torch.sort(d / top[:, None], dim=1, stable=True)
+    return vals[:, :width], idx[:, :width], top
+
+
+def lattice_features():
+    """Every distinct non-zero direction of {0..3}^4: many exactly tied cosines, no duplicate rows."""
+    pts = np.array(np.meshgrid(*[range(4)] * 4)).reshape(4, -1).T[1:].astype(np.float64)
+    unit = np.unique(np.round(pts / np.linalg.norm(pts, axis=1, keepdims=True), 12), axis=0)
+    return torch.tensor(unit, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("case", ["random", "lattice"])
+def test_symmetric_tiles_rank_like_full_rows(case, monkeypatch):
+    from dualref.clustering import jaccard
+    x = (lattice_features() if case == "lattice" else
+         torch.nn.functional.normalize(torch.randn(300, 8, generator=torch.Generator().manual_seed(0)), dim=1))
+    monkeypatch.setattr(jaccard, "_BLOCK_ELEMS", 96 ** 2)  # tiles of 96: many, ragged last one
+    dist = jaccard.FeatureDistance(x)
+    assert dist.rep is None
+    vals, idx = dist.first_ranks(64)
+    want_vals, want_idx, top = full_row_ranks(x, 64)
+    # the tiles' products may differ from the full product in the last bit only
+    torch.testing.assert_close(dist.row_max, top, rtol=1e-6, atol=0)
+    torch.testing.assert_close(vals, want_vals, rtol=1e-5, atol=1e-6)
+    assert (vals[:, 0] == 0).all() and torch.equal(idx[:, 0], torch.arange(len(x)))  # itself first
+    if case == "random":
+        assert (idx == want_idx).float().mean() > 0.999
+    else:  # exact ties: the tie order must be by index, wherever the rounding agrees
+        same_vals = (vals == want_vals).all(1)
+        assert same_vals.float().mean() > 0.5
+        assert torch.equal(idx[same_vals], want_idx[same_vals])
+
+
+def test_symmetric_tiles_step_aside_for_duplicates_and_small_sets():
+    from dualref.clustering.jaccard import FeatureDistance
+    x = torch.nn.functional.normalize(torch.randn(80, 4), dim=1)
+    assert FeatureDistance(x).first_ranks(64) is None  # 64 + 16 candidates >= 80 rows
+    x = torch.nn.functional.normalize(torch.randn(300, 4), dim=1)
+    x[7] = x[3]
+    assert FeatureDistance(x).first_ranks(64) is None  # exact duplicates need the row path
+
+
 def reference_arithmetic_jaccard(feats, k1=20, k2=6):
     """The reference's own float32 arithmetic, written plainly (dense torch, loops).
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .dbscan import Fill, PairFill
-from .kreciprocal import _BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
+from .kreciprocal import _BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs, sort_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,61 @@ class FeatureDistance:
         top[top == 0] = 1  # all rows identical: keep zeros instead of 0/0
         self.row_max[start:stop] = top
         return d / top[:, None]
+
+    def first_ranks(self, width: int, margin: int = 16
+                    ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """(distances, indices) of the first ``width`` ranks of every row, from symmetric tiles.
+
+        The product X X^T is symmetric, so only its tiles on and above the
+        diagonal are computed: each tile gives candidates (largest cosines)
+        to its rows and, transposed, to its columns. A running top
+        ``width + margin`` per row and the row's smallest cosine (whose
+        distance is the row maximum, the map being monotone) are all that
+        is kept. The candidates' distances are then computed as :meth:`rows`
+        computes them and ranked by (distance, index); a row whose tie group
+        may reach past its candidates is ranked again from its full row.
+        None (use :meth:`rows`) with exact duplicates, or when full rows are
+        as small as the candidates.
+        """
+        n, k = self.size, min(width, self.size)
+        w = k + margin
+        if self.rep is not None or w >= n:
+            return None
+        x = self.x
+        tile = max(w, int(_BLOCK_ELEMS ** 0.5))
+        best = torch.full((n, w), -float("inf"), device=x.device)
+        best_idx = torch.zeros((n, w), dtype=torch.long, device=x.device)
+        low = torch.full((n,), float("inf"), device=x.device)
+
+        def merge(r0: int, sims: torch.Tensor, c0: int) -> None:
+            r1 = r0 + sims.shape[0]
+            low[r0:r1] = torch.minimum(low[r0:r1], sims.amin(1))
+            vals, idx = sims.topk(min(w, sims.shape[1]), dim=1)
+            vals = torch.cat([best[r0:r1], vals], dim=1)
+            idx = torch.cat([best_idx[r0:r1], idx + c0], dim=1)
+            vals, order = vals.topk(w, dim=1)
+            best[r0:r1], best_idx[r0:r1] = vals, idx.gather(1, order)
+
+        for a0 in range(0, n, tile):
+            for b0 in range(a0, n, tile):
+                sims = x[a0:a0 + tile] @ x[b0:b0 + tile].T
+                if a0 == b0:
+                    sims.fill_diagonal_(float("inf"))  # itself: distance 0, never the row max
+                merge(a0, sims, b0)
+                if b0 != a0:
+                    merge(b0, sims.T.contiguous(), a0)
+        top = (2 - 2 * low).clamp_(min=0)
+        top[top == 0] = 1
+        self.row_max = top
+        d = (2 - 2 * best).clamp_(min=0) / top[:, None]
+        vals, idx, unsure = sort_candidates(d, best_idx, k)
+        for s in range(0, unsure.numel(), max(1, _BLOCK_ELEMS // n)):
+            rows = unsure[s:s + max(1, _BLOCK_ELEMS // n)]
+            full = (2 - 2 * (x[rows] @ x.T)).clamp_(min=0)
+            full[torch.arange(rows.numel(), device=x.device), rows] = 0
+            full_vals, full_idx = torch.sort(full / top[rows, None], dim=1, stable=True)
+            vals[rows], idx[rows] = full_vals[:, :k], full_idx[:, :k]
+        return vals, idx
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Normalised distance of each pair (i[t], j[t])."""

@@ -66,6 +66,23 @@ def _crow_from_counts(counts: torch.Tensor) -> torch.Tensor:
     return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
 
+def sort_candidates(vals: torch.Tensor, idx: torch.Tensor, k: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(values, indices) of the first k candidates per row by (value, index), and the unsure rows.
+
+    ``vals``/``idx`` (rows x w, w > k) hold, per row, w candidates such that
+    every entry left out is >= each candidate. The first k are then exact
+    unless the last candidate equals the k-th (its tie group may continue
+    outside): those rows are returned in the third tensor.
+    """
+    idx, order = idx.sort(dim=1)
+    vals = vals.gather(1, order)
+    vals, order = vals.sort(dim=1, stable=True)
+    idx = idx.gather(1, order)
+    unsure = (vals[:, -1] == vals[:, k - 1]).nonzero().squeeze(1)
+    return vals[:, :k].contiguous(), idx[:, :k].contiguous(), unsure
+
+
 def smallest_k(dist: torch.Tensor, k: int, margin: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Values and indices of the k smallest entries per row, ties by lower index first."""
     n = dist.shape[1]
@@ -78,12 +95,7 @@ def smallest_k(dist: torch.Tensor, k: int, margin: int = 16) -> tuple[torch.Tens
     # topk picks an arbitrary subset of a tie group; re-sort the candidates by
     # (value, index). That is exact when the k-th value's whole tie group is
     # inside the candidates, i.e. the last candidate is strictly larger.
-    idx, order = idx.sort(dim=1)
-    vals = vals.gather(1, order)
-    vals, order = vals.sort(dim=1, stable=True)
-    idx = idx.gather(1, order)
-    bad = (vals[:, -1] == vals[:, k - 1]).nonzero().squeeze(1)
-    vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
+    vals, idx, bad = sort_candidates(vals, idx, k)
     if bad.numel():
         full_vals, full_idx = torch.sort(dist[bad], dim=1, stable=True)
         vals[bad], idx[bad] = full_vals[:, :k], full_idx[:, :k]
@@ -91,7 +103,16 @@ def smallest_k(dist: torch.Tensor, k: int, margin: int = 16) -> tuple[torch.Tens
 
 
 def rank_rows(dist: RankingDistance, width: int, verbose: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """First `width` ranks (and their distances) of every row, read in row blocks."""
+    """First `width` ranks (and their distances) of every row, read in row blocks.
+
+    A distance that can rank faster itself (``first_ranks(width)``, e.g. from
+    the symmetric tiles of a feature product) is asked first.
+    """
+    fast = getattr(dist, "first_ranks", None)
+    if fast is not None:
+        ranked = fast(width)
+        if ranked is not None:
+            return ranked
     n = dist.size
     block = max(1, _BLOCK_ELEMS // max(n, 1))
     vals, idx = [], []
