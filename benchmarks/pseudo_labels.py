@@ -1,12 +1,16 @@
 """Time and peak memory of the pseudo-label stage: our sparse engine vs the dense definition.
 
-Steps per case: k-reciprocal Jaccard distance, eps from rho, DBSCAN, off-line
-label refinement (R=5). Each case runs in its own subprocess so that its peak
+Steps per case, in one process: the floor (blocked ``X @ X.T`` + top-21 per
+row, the work no k-reciprocal method avoids), k-reciprocal Jaccard distance,
+eps from rho, DBSCAN, off-line label refinement (R=5) with the batched
+backend and with scikit-learn (and the fraction of samples on which their
+refined labels agree). Each case runs in its own subprocess so that its peak
 RSS (ru_maxrss) is its own. Features: 2048-d synthetic clusters, ~17 images
 per identity, noise tuned so that k=20 neighbourhoods are ~70% pure.
 
     python benchmarks/pseudo_labels.py --out pseudo_labels.json   # 3 sizes, dense at 12,936
     python benchmarks/pseudo_labels.py --sizes 2000 --dense-max 2000  # quick check
+    python benchmarks/pseudo_labels.py --device cuda --dense-max 0   # on a GPU
 """
 from __future__ import annotations
 
@@ -86,22 +90,48 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def run_case(kind: str, n: int, feature_file: str, pure: float, R: int = 5) -> dict:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def floor_seconds(x: torch.Tensor, device: torch.device, k: int = 21,
+                  block_elems: int = 1 << 24) -> float:
+    """Seconds for the blocked product X @ X.T with the top-k of every row (best of 2)."""
+    x = x.to(device)
+    block = max(1, block_elems // x.shape[0])
+    best = float("inf")
+    for _ in range(2):
+        _sync(device)
+        tic = time.perf_counter()
+        for a in range(0, x.shape[0], block):
+            (x[a:a + block] @ x.T).topk(k, dim=1)
+        _sync(device)
+        best = min(best, time.perf_counter() - tic)
+    return best
+
+
+def run_case(kind: str, n: int, feature_file: str, pure: float, R: int = 5,
+             device: str = "cpu") -> dict:
     """Run one case in this process and report per-step time, peak RSS and output size.
 
     Features are read from ``feature_file`` (written by the parent), so the
     peak RSS holds the features but none of their generation's temporaries.
+    The step times of the sparse case include moving data to ``device``.
     """
     from dualref.clustering.dbscan import cluster_dbscan, eps_from_rho
     from dualref.clustering.refine import refine_labels
 
+    dev = torch.device(device)
     x = torch.from_numpy(np.load(feature_file))
-    row = {"kind": kind, "n": n, "purity_k20": round(pure, 3), "threads": torch.get_num_threads(),
-           "rss_before_gib": round(_peak_gib(), 3)}
+    row = {"kind": kind, "n": n, "device": device, "purity_k20": round(pure, 3),
+           "threads": torch.get_num_threads(), "rss_before_gib": round(_peak_gib(), 3)}
+    if kind == "sparse":
+        row["floor_s"] = round(floor_seconds(x, dev), 2)
     start = time.perf_counter()
     if kind == "sparse":
         from dualref.clustering.jaccard import compute_jaccard_dist
-        dist = compute_jaccard_dist(x)
+        dist = compute_jaccard_dist(x, device=dev)
         stored = dist.nnz
     else:
         dist = dense_jaccard(x)
@@ -116,9 +146,17 @@ def run_case(kind: str, n: int, feature_file: str, pure: float, R: int = 5) -> d
     row.update(dbscan_s=round(time.perf_counter() - tic, 2),
                clusters=int(labels.max()) + 1, outliers=int((labels < 0).sum()))
     tic = time.perf_counter()
-    refine_labels(x.numpy(), labels, R)
+    refined = refine_labels(x.numpy(), labels, R, device=dev)
+    _sync(dev)
     row.update(refine_s=round(time.perf_counter() - tic, 2),
                total_s=round(time.perf_counter() - start, 2), peak_rss_gib=round(_peak_gib(), 3))
+    if "floor_s" in row:
+        row["total_over_floor"] = round(row["total_s"] / row["floor_s"], 2)
+        row["jaccard_over_floor"] = round(row["jaccard_s"] / row["floor_s"], 2)
+    tic = time.perf_counter()
+    reference = refine_labels(x.numpy(), labels, R, backend="sklearn")
+    row.update(refine_sklearn_s=round(time.perf_counter() - tic, 2),
+               refine_agreement=round(float((refined == reference).mean()), 5))
     return row
 
 
@@ -128,13 +166,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--dense-max", type=int, default=12936,
                         help="largest N for the dense baseline (~7.5 GB at 12,936)")
+    parser.add_argument("--device", default="cpu", help="torch device of the stage (cpu, cuda)")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--case", nargs=4, metavar=("KIND", "N", "FILE", "PURITY"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         kind, n, path, pure = args.case
-        print(json.dumps(run_case(kind, int(n), path, float(pure))))
+        print(json.dumps(run_case(kind, int(n), path, float(pure), device=args.device)))
         return
     results = []
     tmp = tempfile.mkdtemp(prefix="pseudo_labels_")
@@ -148,7 +187,8 @@ def main() -> None:
                 results.append({"kind": kind, "n": n, "skipped": "does not fit / above --dense-max"})
                 continue
             proc = subprocess.run([sys.executable, __file__, "--case", kind, str(n), path,
-                                   str(pure)], capture_output=True, text=True)
+                                   str(pure), "--device", args.device],
+                                  capture_output=True, text=True)
             row = json.loads(proc.stdout) if proc.returncode == 0 else {
                 "kind": kind, "n": n, "error": proc.stderr[-500:]}
             results.append(row)
