@@ -284,3 +284,13 @@ def test_pseudo_labels_derive_eps_with_the_source_term_of_omitted_pairs():
     assert got.stats["eps"] == pytest.approx(want, rel=1e-6)
     assert abs(eps_from_rho(compute_jaccard_dist(feats, lambda_value=lam, source_features=source), rho)
                - want) > 1e-3  # counting them at 1 would differ
+
+
+def test_positions_equal_arange_plus_repeat():
+    from dualref.clustering.jaccard import _positions
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # empty rows, empty input, negative shifts
+        n = int(rng.integers(0, 20))
+        shift, counts = rng.integers(-50, 50, n), rng.integers(0, 4, n)
+        np.testing.assert_array_equal(_positions(shift, counts),
+                                      np.arange(counts.sum()) + np.repeat(shift, counts))

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
+# product tiles of sqrt(_BLOCK_ELEMS) / this per side: small tiles waste less on the diagonal
+_TILE_SHRINK = 2
+
 
 def _as_tensor(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
@@ -100,7 +103,7 @@ class FeatureDistance:
         if self.rep is not None or w >= n:
             return None
         x = self.x
-        tile = max(w, int(_BLOCK_ELEMS ** 0.5))
+        tile = max(w, int(_BLOCK_ELEMS ** 0.5) // _TILE_SHRINK)
         best = torch.full((n, w), -float("inf"), device=x.device)
         best_idx = torch.zeros((n, w), dtype=torch.long, device=x.device)
         low = torch.full((n,), float("inf"), device=x.device)
@@ -159,6 +162,17 @@ def source_term(features: ArrayLike, source_features: ArrayLike,
     return term / top if top > 0 else term
 
 
+def _positions(shift: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """np.arange(counts.sum()) + np.repeat(shift, counts) (int64), as one cumulative sum."""
+    out = np.ones(int(counts.sum()), dtype=np.int64)
+    if out.size:
+        filled = counts > 0
+        out[(np.cumsum(counts) - counts)[filled]] += np.diff(shift[filled].astype(np.int64),
+                                                             prepend=0)
+        out[0] -= 1
+    return np.cumsum(out, out=out)
+
+
 def _symmetric_csr(i: np.ndarray, j: np.ndarray, d: np.ndarray, n: int) -> sp.csr_matrix:
     """Full CSR (explicit zeros kept) from the upper triangle (i <= j) sorted by (i, j)."""
     up_cnt = np.bincount(i, minlength=n)
@@ -170,8 +184,8 @@ def _symmetric_csr(i: np.ndarray, j: np.ndarray, d: np.ndarray, n: int) -> sp.cs
     data = np.empty(indptr[-1], dtype=d.dtype)
     cols = np.empty(indptr[-1], dtype=np.int32)
     # in row r the lower entries (columns < r) come first, then the upper ones
-    lo_dst = np.arange(lower.nnz) + np.repeat(indptr[:-1] - lower.indptr[:-1], lo_cnt)
-    up_dst = np.arange(i.size) + np.repeat(indptr[:-1] + lo_cnt - np.r_[0, np.cumsum(up_cnt)[:-1]], up_cnt)
+    lo_dst = _positions(indptr[:-1] - lower.indptr[:-1], lo_cnt)
+    up_dst = _positions(indptr[:-1] + lo_cnt - np.r_[0, np.cumsum(up_cnt)[:-1]], up_cnt)
     data[lo_dst], cols[lo_dst] = lower.data, lower.indices
     data[up_dst], cols[up_dst] = d, j
     if indptr[-1] < np.iinfo(np.int32).max:
