@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from dualref.features import autocast_context
+from dualref.utils.amp import autocast_context
 from dualref.losses.softmax import CrossEntropyLabelSmooth
 from dualref.losses.triplet import SoftTripletLoss
 from dualref.models import create

@@ -1,6 +1,5 @@
 """Feature extraction: one row per dataset item, in the loader's item order."""
 import logging
-from contextlib import nullcontext
 from typing import Optional
 
 import torch
@@ -9,17 +8,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .utils import distributed
+from .utils.amp import autocast_context
 from .utils.device import unwrap
 
 logger = logging.getLogger(__name__)
-
-
-def autocast_context(device: torch.device, amp: Optional[str]):
-    """``torch.autocast`` for ``amp`` in {None, 'bf16', 'fp16'} on ``device``."""
-    if not amp:
-        return nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @torch.no_grad()

@@ -151,7 +151,7 @@ def test_symmetric_tiles_rank_like_full_rows(case, monkeypatch):
     from dualref.clustering import jaccard
     x = (lattice_features() if case == "lattice" else
          torch.nn.functional.normalize(torch.randn(300, 8, generator=torch.Generator().manual_seed(0)), dim=1))
-    monkeypatch.setattr(jaccard, "_BLOCK_ELEMS", 96 ** 2)  # tiles of 96: many, ragged last one
+    monkeypatch.setattr(jaccard, "BLOCK_ELEMS", 96 ** 2)  # tiles of 96: many, ragged last one
     dist = jaccard.FeatureDistance(x)
     assert dist.rep is None
     vals, idx = dist.first_ranks(64)

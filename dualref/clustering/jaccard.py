@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from .dbscan import Fill, PairFill
-from .kreciprocal import _BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs, sort_candidates
+from .kreciprocal import BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs, sort_candidates
 
 logger = logging.getLogger(__name__)
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
-# product tiles of sqrt(_BLOCK_ELEMS) / this per side: small tiles waste less on the diagonal
+# product tiles of sqrt(BLOCK_ELEMS) / this per side: small tiles waste less on the diagonal
 _TILE_SHRINK = 2
 
 
@@ -103,7 +103,7 @@ class FeatureDistance:
         if self.rep is not None or w >= n:
             return None
         x = self.x
-        tile = max(w, int(_BLOCK_ELEMS ** 0.5) // _TILE_SHRINK)
+        tile = max(w, int(BLOCK_ELEMS ** 0.5) // _TILE_SHRINK)
         best = torch.full((n, w), -float("inf"), device=x.device)
         best_idx = torch.zeros((n, w), dtype=torch.long, device=x.device)
         low = torch.full((n,), float("inf"), device=x.device)
@@ -130,8 +130,8 @@ class FeatureDistance:
         self.row_max = top
         d = (2 - 2 * best).clamp_(min=0) / top[:, None]
         vals, idx, unsure = sort_candidates(d, best_idx, k)
-        for s in range(0, unsure.numel(), max(1, _BLOCK_ELEMS // n)):
-            rows = unsure[s:s + max(1, _BLOCK_ELEMS // n)]
+        for s in range(0, unsure.numel(), max(1, BLOCK_ELEMS // n)):
+            rows = unsure[s:s + max(1, BLOCK_ELEMS // n)]
             full = (2 - 2 * (x[rows] @ x.T)).clamp_(min=0)
             full[torch.arange(rows.numel(), device=x.device), rows] = 0
             full_vals, full_idx = torch.sort(full / top[rows, None], dim=1, stable=True)
@@ -142,7 +142,7 @@ class FeatureDistance:
         """Normalised distance of each pair (i[t], j[t])."""
         ri, rj = (i, j) if self.rep is None else (self.rep[i], self.rep[j])
         out = torch.empty(i.numel(), device=self.x.device)
-        chunk = max(1, _BLOCK_ELEMS // self.x.shape[1])
+        chunk = max(1, BLOCK_ELEMS // self.x.shape[1])
         for s in range(0, i.numel(), chunk):
             dots = (self.x[ri[s:s + chunk]] * self.x[rj[s:s + chunk]]).sum(1)
             out[s:s + chunk] = (2 - 2 * dots).clamp_(min=0)
@@ -154,7 +154,7 @@ def source_term(features: ArrayLike, source_features: ArrayLike,
                 device: Optional[torch.device] = None) -> torch.Tensor:
     """s_i = min_m (1 - exp(-||t_i - s_m||^2)) / max_i s_i over L2-normalised features."""
     t, s = _as_tensor(features, device), _as_tensor(source_features, device)
-    block = max(1, _BLOCK_ELEMS // max(1, s.shape[0]))
+    block = max(1, BLOCK_ELEMS // max(1, s.shape[0]))
     best = torch.cat([(2 - 2 * (t[a:a + block] @ s.T).amax(1)).clamp_(min=0)
                       for a in range(0, t.shape[0], block)])
     term = 1 - torch.exp(-best)  # monotone in the distance, so min commutes with it

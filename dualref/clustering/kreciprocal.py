@@ -16,8 +16,9 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-# Working-set bounds (elements): keep every temporary in the tens of MB.
-_BLOCK_ELEMS = 1 << 24
+# Working-set bounds (elements): keep every temporary in the tens of MB. BLOCK_ELEMS is
+# shared with the other blocked computations (Jaccard, re-ranking).
+BLOCK_ELEMS = 1 << 24
 _MAX_TRIPLES = 1 << 22
 
 
@@ -114,7 +115,7 @@ def rank_rows(dist: RankingDistance, width: int, verbose: bool = False) -> tuple
         if ranked is not None:
             return ranked
     n = dist.size
-    block = max(1, _BLOCK_ELEMS // max(n, 1))
+    block = max(1, BLOCK_ELEMS // max(n, 1))
     vals, idx = [], []
     for start in range(0, n, block):
         v, i = smallest_k(dist.rows(start, min(n, start + block)), width)
@@ -130,7 +131,7 @@ def reciprocal_sets(ranks: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Te
     fwd = ranks[:, :k + 1]
     own = torch.arange(ranks.shape[0], device=ranks.device)
     mask = torch.empty_like(fwd, dtype=torch.bool)
-    block = max(1, _BLOCK_ELEMS // (fwd.shape[1] ** 2))
+    block = max(1, BLOCK_ELEMS // (fwd.shape[1] ** 2))
     for s in range(0, fwd.shape[0], block):
         back = fwd[fwd[s:s + block]]  # (b, k+1, k+1): forward lists of i's neighbours
         mask[s:s + block] = (back == own[s:s + block, None, None]).any(-1)
@@ -147,7 +148,7 @@ def expansion_sets(ranks: torch.Tensor, k1: int) -> SparseRows:
     small_m = torch.where(small_mask, small, -2)
     small_len = small_mask.sum(1).double()
     kb, ks = big.shape[1], small.shape[1]
-    block = max(1, _BLOCK_ELEMS // (kb * kb * ks))
+    block = max(1, BLOCK_ELEMS // (kb * kb * ks))
     crows, cols = [], []
     for s in range(0, n, block):
         cand = big[s:s + block]                    # (b, kb) candidates j
@@ -237,7 +238,7 @@ def min_sum_pairs(a: SparseRows, b: SparseRows, upper: bool = False
     lens = colptr[a.col + 1] - start
     a_rows = a.row_ids()
     per_row = torch.zeros(a.n_rows, dtype=torch.long, device=dev).index_add_(0, a_rows, lens)
-    for r0, r1 in _row_blocks(per_row, max(1, _BLOCK_ELEMS // max(nb, 1))):
+    for r0, r1 in _row_blocks(per_row, max(1, BLOCK_ELEMS // max(nb, 1))):
         e0, e1 = int(a.crow[r0]), int(a.crow[r1])
         ln = lens[e0:e1]
         ent = torch.repeat_interleave(torch.arange(e0, e1, device=dev), ln)

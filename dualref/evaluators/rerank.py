@@ -16,7 +16,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from dualref.clustering.kreciprocal import _BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
+from dualref.clustering.kreciprocal import BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class BlockMatrixDistance:
         return np.square(block).astype(np.float32, copy=False)
 
     def _colmax(self, m: np.ndarray) -> np.ndarray:
-        step = max(1, _BLOCK_ELEMS // max(1, m.shape[1]))
+        step = max(1, BLOCK_ELEMS // max(1, m.shape[1]))
         return np.max([self._sq(m[s:s + step]).max(0) for s in range(0, m.shape[0], step)], axis=0)
 
     def _columns(self, start: int, stop: int) -> torch.Tensor:
@@ -97,7 +97,7 @@ def re_ranking(q_g_dist: Matrix, q_q_dist: Matrix, g_g_dist: Matrix, k1: int = 2
     dist = BlockMatrixDistance(q_g, q_q, g_g, torch.device(device or "cpu"))
     v, _ = k_reciprocal_vectors(dist, k1, k2, cache=0, verbose=verbose)  # pairs() is a cheap lookup
     final = np.empty((nq, ng), dtype=np.float32)
-    step = max(1, _BLOCK_ELEMS // dist.size)
+    step = max(1, BLOCK_ELEMS // dist.size)
     for s in range(0, nq, step):  # pairs without shared support: Jaccard distance 1
         final[s:s + step] = (1 - lambda_value) + dist.rows(s, min(nq, s + step))[:, nq:].cpu().numpy() * lambda_value
     gallery = v.slice_rows(nq, dist.size)

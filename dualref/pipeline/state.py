@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 
 from torch import nn
 
-from ..utils.checkpoint import (checkpoint_for_release, copy_state_dict, load_checkpoint,
+from ..utils.checkpoint import (BEST_NAME, checkpoint_for_release, copy_state_dict, load_checkpoint,
                                 save_checkpoint)
 from ..utils.device import unwrap
 from ..utils.errors import UserError
@@ -16,7 +16,7 @@ from ..utils.seeding import get_rng_state, set_rng_state
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pth.tar"
-BEST = "model_best.pth.tar"
+BEST = BEST_NAME  # the best model beside the checkpoint
 
 
 def save_run_checkpoint(logs_dir: str, model: nn.Module, epoch: int, best_mAP: float,

@@ -9,7 +9,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..datasets.loaders import IterLoader
-from ..features import autocast_context
+from ..utils.amp import autocast_context
 from ..utils import distributed
 
 logger = logging.getLogger(__name__)

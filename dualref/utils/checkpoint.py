@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 import torch
 from torch import nn
 
+from .device import unwrap
 from .errors import UserError
 from .io import atomic_open
 
@@ -208,7 +209,7 @@ class CopyReport:
 def copy_state_dict(state_dict: Dict[str, Any], model: nn.Module,
                     strip_prefix: str = "module.") -> CopyReport:
     """Copy every tensor whose name and shape match into ``model``; report the rest."""
-    model = _unwrap(model)
+    model = unwrap(model)
     target = model.state_dict()
     report = CopyReport()
     for name, value in state_dict.items():
@@ -239,16 +240,9 @@ def checkpoint_for_release(model: nn.Module, epoch: int, best_mAP: float) -> Dic
     Callers may add keys (optimizer, scheduler, rng, memory, eps); the authors'
     code reads only these three.
     """
-    state = _unwrap(model).state_dict()
+    state = unwrap(model).state_dict()
     return {
         "state_dict": {f"module.{name}": value.detach().cpu() for name, value in state.items()},
         "epoch": int(epoch),
         "best_mAP": float(best_mAP),
     }
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The bare model inside DataParallel / DistributedDataParallel."""
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        return model.module
-    return model

@@ -1,7 +1,7 @@
 """Multi-process helpers: one code path for a single process and ``torchrun`` runs.
 
 Outside ``torchrun`` every helper answers as for a world of one process
-(rank 0, main, barrier and broadcast are no-ops), so library code calls them
+(rank 0, main, broadcast and gathers are no-ops), so library code calls them
 unconditionally.
 """
 import logging
@@ -75,12 +75,6 @@ def shutdown() -> None:
     """Leave the process group (no-op without one)."""
     if is_distributed():
         dist.destroy_process_group()
-
-
-def barrier() -> None:
-    """Wait for every rank (no-op for one process)."""
-    if is_distributed() and world_size() > 1:
-        dist.barrier()
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
@@ -204,6 +198,6 @@ def shard_range(num_items: int, world: Optional[int] = None, index: Optional[int
 
 
 __all__: List[str] = ["launched_by_torchrun", "is_distributed", "world_size", "rank",
-                      "local_rank", "is_main", "init_distributed", "shutdown", "barrier",
+                      "local_rank", "is_main", "init_distributed", "shutdown",
                       "broadcast_object", "all_gather_tensor", "all_gather_rows",
                       "gather_with_grad", "rank_groups", "broadcast_module", "shard_range"]

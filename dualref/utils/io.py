@@ -7,8 +7,20 @@ from pathlib import Path
 from typing import IO, Any, Iterator, List, Union
 
 PathLike = Union[str, os.PathLike]
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -17,7 +29,7 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
