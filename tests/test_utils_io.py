@@ -41,3 +41,17 @@ def test_stale_temporary_files_are_removed(tmp_path):
     (tmp_path / "checkpoint.pth.tar").write_bytes(b"good")
     assert remove_stale_temps(tmp_path) == [".checkpoint.pth.tar.abc123.tmp"]
     assert os.listdir(tmp_path) == ["checkpoint.pth.tar"]
+
+
+def test_atomic_files_get_the_umask_permissions_of_the_moment(tmp_path):
+    import os
+    import stat
+
+    from dualref.utils.io import atomic_open
+    old = os.umask(0o027)  # set after import: the umask is read at write time
+    try:
+        with atomic_open(tmp_path / "a.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.json").st_mode) == 0o640
