@@ -44,3 +44,32 @@ def test_bad_rho_is_a_usage_error(value, capsys):
     with pytest.raises(SystemExit) as err:
         build_adapt_parser("dual").parse_args(["--rho", value])
     assert err.value.code == 2 and "--rho" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["baseline", "dual"])
+def test_label_smoothing_reaches_both_stages_configs(method):
+    from dualref.engine.options import build_pretrain_parser
+    from dualref.pipeline.pretrain import PretrainConfig
+    assert config_from_args(AdaptConfig, build_adapt_parser(method).parse_args([])).label_smoothing == 0.1
+    cfg = config_from_args(AdaptConfig, build_adapt_parser(method).parse_args(
+        ["--label-smoothing", "0"]))
+    assert cfg.label_smoothing == 0.0
+    cfg = config_from_args(PretrainConfig, build_pretrain_parser().parse_args(
+        ["--label-smoothing", "0.2"]))
+    assert cfg.label_smoothing == 0.2
+
+
+def test_refinement_options_reach_the_config():
+    cfg = config_from_args(AdaptConfig, build_adapt_parser("dual").parse_args([]))
+    assert (cfg.n_init, cfg.kmeans_seed, cfg.refine_backend) == (10, 0, "batched")
+    cfg = config_from_args(AdaptConfig, build_adapt_parser("dual").parse_args(
+        ["--n-init", "3", "--kmeans-seed", "7", "--refine-backend", "sklearn"]))
+    assert (cfg.n_init, cfg.kmeans_seed, cfg.refine_backend) == (3, 7, "sklearn")
+
+
+@pytest.mark.parametrize("args", [["--label-smoothing", "1"], ["--n-init", "0"],
+                                  ["--refine-backend", "gpu"]])
+def test_bad_method_constants_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as err:
+        build_adapt_parser("dual").parse_args(args)
+    assert err.value.code == 2 and args[0] in capsys.readouterr().err

@@ -84,3 +84,14 @@ def test_training_lowers_the_loss():
     for epoch in range(1, 6):
         last = trainer.train_epoch(epoch, batches, optimizer, iters=5)["loss"]
     assert last < 0.6 * first
+
+
+def test_label_smoothing_zero_is_plain_cross_entropy():
+    gen = torch.Generator().manual_seed(1)
+    model = ToyModel()
+    trainer = ClusterTrainer(model, C, LossWeights(), label_smoothing=0.0,
+                             device=torch.device("cpu"), verbose=False)
+    images, _, labels, _, _ = batch = _batch(gen)
+    terms = trainer.compute_losses(batch)
+    _, logits = model(images)
+    torch.testing.assert_close(terms["loss_ce"], torch.nn.functional.cross_entropy(logits[:, :C], labels))

@@ -22,6 +22,7 @@ _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0", "integer"
 _fraction = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)", "fraction")
 _unit_interval = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "number")
 _non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0", "number")
+_smoothing = _checked(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)", "number")
 _positive_float = _checked(float, lambda v: v >= 1, "a number >= 1", "number")
 
 
@@ -95,6 +96,9 @@ def add_optim_args(parser: argparse.ArgumentParser, epochs: int, iters: int, eva
     group.add_argument("--iters", type=_positive_int, default=iters, help="iterations per epoch")
     group.add_argument("--eval-step", type=_positive_int, default=eval_step,
                        help="evaluate every this many epochs (and at the end)")
+    group.add_argument("--label-smoothing", dest="label_smoothing", type=_smoothing,
+                       default=0.1, metavar="EPS",
+                       help="epsilon of the label-smoothed cross-entropy (the paper's 0.1)")
 
 
 def add_runtime_args(parser: argparse.ArgumentParser, logs_dir: bool = True,
@@ -166,6 +170,29 @@ def add_cluster_args(parser: argparse.ArgumentParser) -> None:
                        help="weight of the source-distance term in the Jaccard distance")
     group.add_argument("--rr-gpu", action="store_true",
                        help="accepted for compatibility; the Jaccard distance runs on --device")
+
+
+def build_pretrain_parser() -> argparse.ArgumentParser:
+    """Every option of stage 1 (``examples/source_pretrain.py``)."""
+    parser = argparse.ArgumentParser(description="Pre-training on the source domain")
+    add_data_args(parser)
+    add_model_args(parser)
+    add_optim_args(parser, epochs=80, iters=200, eval_step=40)
+    parser.add_argument("--warmup-step", type=int, default=10, help="warm-up epochs")
+    parser.add_argument("--milestones", nargs="+", type=int, default=[40, 70],
+                        help="epochs at which the learning rate is multiplied by 0.1")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="triplet margin (0: soft margin, as the paper)")
+    add_eval_args(parser)
+    parser.add_argument("--direct-transfer-model", choices=("last", "best"), default="last",
+                        help="model whose target result is reported as direct transfer: the "
+                             "last epoch's (the original's) or model_best's; both are recorded")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="only evaluate the --resume checkpoint on source and target")
+    parser.add_argument("--resume", default="", metavar="PATH",
+                        help="checkpoint to continue from ('auto': this run's latest)")
+    add_runtime_args(parser, logs_dir=True)
+    return parser
 
 
 def build_adapt_parser(method: str) -> argparse.ArgumentParser:

@@ -260,7 +260,8 @@ def _train_epoch(cfg: AdaptConfig, epoch: int, model, spread, target, pseudo, lr
     refined = torch.from_numpy(pseudo.refined) if pseudo.refined is not None else None
     trainer = ClusterTrainer(model, pseudo.num_clusters,
                              LossWeights(alpha=cfg.alpha, lmd=cfg.lmd, mu=cfg.mu),
-                             refined_labels=refined, spread=spread, device=device, amp=cfg.amp,
+                             refined_labels=refined, spread=spread,
+                             label_smoothing=cfg.label_smoothing, device=device, amp=cfg.amp,
                              print_freq=cfg.print_freq, verbose=verbose,
                              channels_last=cfg.channels_last)
     loader.new_epoch()

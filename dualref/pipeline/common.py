@@ -48,6 +48,7 @@ class RunConfig:
     print_freq: int = 50
     verbose: bool = True
     skip_bad_images: bool = False
+    label_smoothing: float = 0.1  # epsilon of the label-smoothed cross-entropy (both stages)
     pad: int = 10  # pixels of padding before the random crop (the original's, at 256x128)
     camera_pattern: Optional[str] = None  # -dt custom: cameras from sub-folders or file names
 

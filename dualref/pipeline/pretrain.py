@@ -103,7 +103,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
             target_loader.load_state_dict(state["target_loader"])
 
     trainer = PreTrainer(model, source.num_train_pids, target_loader, margin=cfg.margin,
-                         device=device, amp=cfg.amp, print_freq=cfg.print_freq,
+                         epsilon=cfg.label_smoothing, device=device, amp=cfg.amp,
+                         print_freq=cfg.print_freq,
                          verbose=verbose, channels_last=cfg.channels_last)
     metrics_path = os.path.join(cfg.logs_dir, "metrics.jsonl")
     if distributed.is_main():

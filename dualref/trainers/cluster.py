@@ -30,7 +30,8 @@ class ClusterTrainer(Trainer):
 
     def __init__(self, model: nn.Module, num_clusters: int, weights: LossWeights,
                  refined_labels: Optional[torch.Tensor] = None,
-                 spread: Optional[nn.Module] = None, **kwargs) -> None:
+                 spread: Optional[nn.Module] = None, label_smoothing: float = 0.1,
+                 **kwargs) -> None:
         super().__init__(model, **kwargs)
         if weights.alpha > 0 and refined_labels is None:
             raise ValueError("alpha > 0 needs refined labels")
@@ -40,7 +41,7 @@ class ClusterTrainer(Trainer):
         self.weights = weights
         self.refined_labels = None if refined_labels is None else refined_labels.to(self.device)
         self.spread = spread
-        self.criterion_ce = CrossEntropyLabelSmooth(num_clusters)
+        self.criterion_ce = CrossEntropyLabelSmooth(num_clusters, epsilon=label_smoothing)
         self.criterion_tri = SoftTripletLoss(margin=0.0)
 
     def compute_losses(self, batch) -> Dict[str, torch.Tensor]:
