@@ -169,3 +169,24 @@ def test_camera_view_bias():
     for _ in range(10):
         probs = sr.view_bias(rng, 0.6)
         assert sum(probs) == pytest.approx(1.0) and max(probs) >= 0.6
+
+
+@pytest.mark.parametrize("domain,num_ids", [("market1501", 200), ("dukemtmc", 800)])
+def test_person_ids_stay_in_the_release_range(domain, num_ids):
+    """Market-1501 ids end at 1501, Duke's at 7140 (tools written for them assert it)."""
+    from dualref.datasets.synthetic import LAYOUTS, plan
+
+    layout = LAYOUTS[domain]
+    shots = plan(np.random.default_rng(0), layout, num_ids, 2, 1, 2)
+    pids = {s.pid for s in shots if s.pid > 0}
+    assert len(pids) >= num_ids
+    assert max(pids) <= layout.max_pid
+    # below the cap the ids spread over 1 .. 10 N + 9 as before (the demo's data unchanged)
+    small = {s.pid for s in plan(np.random.default_rng(0), layout, 100, 2, 1, 2) if s.pid > 0}
+    assert 1009 >= max(small) > 500
+
+
+def test_too_many_ids_for_the_release_is_refused(tmp_path):
+    with pytest.raises(UserError, match="--num-ids 1600: market1501 person ids go up to 1501"):
+        generate(tmp_path, num_ids=1600, domains=("market1501",))
+    assert not any(tmp_path.iterdir())

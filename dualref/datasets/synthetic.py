@@ -42,6 +42,7 @@ class Layout:
     release: str
     num_cams: int
     code: int  # mixed into every seed so the two domains never share draws
+    max_pid: int  # the release's largest person id (tools written for it check the range)
 
     def file_name(self, pid: int, cam: int, frame: int, rng: np.random.Generator) -> str:
         """A file name in the real release's format."""
@@ -51,8 +52,8 @@ class Layout:
         return f"{pid:04d}_c{cam}_f{frame:07d}.jpg"
 
 
-LAYOUTS = {"market1501": Layout("Market-1501-v15.09.15", 6, 1),
-           "dukemtmc": Layout("DukeMTMC-reID", 8, 2)}
+LAYOUTS = {"market1501": Layout("Market-1501-v15.09.15", 6, 1, 1501),
+           "dukemtmc": Layout("DukeMTMC-reID", 8, 2, 7140)}
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,20 @@ def _spread(rng: np.random.Generator, cams: np.ndarray, n: int) -> list[int]:
     return sorted(cams.tolist() + extra)
 
 
+def _num_distractor_ids(layout: Layout, num_ids: int) -> int:
+    """Duke-style gallery-only identities (a fifth of the test ids); none for Market."""
+    return max(1, (num_ids // 2) // 5) if layout.num_cams == 8 else 0
+
+
 def plan(rng: np.random.Generator, layout: Layout, num_ids: int, images_per_id: int,
          queries_per_id: int, gallery_per_id: int) -> list[Shot]:
     """Decide every image: disjoint train/test ids, >= 2 cameras per id, cross-camera queries."""
     num_train = (num_ids + 1) // 2
     num_test = num_ids - num_train
-    num_extra = max(1, num_test // 5) if layout.num_cams == 8 else 0
-    pids = np.sort(rng.choice(np.arange(1, 10 * num_ids + 10), num_ids + num_extra, replace=False))
+    num_extra = _num_distractor_ids(layout, num_ids)
+    # ids spread over 1..10 N + 9, but never past the release's largest id
+    high = min(10 * num_ids + 10, layout.max_pid + 1)
+    pids = np.sort(rng.choice(np.arange(1, high), num_ids + num_extra, replace=False))
     order = rng.permutation(num_ids)
     train_ids, test_ids = pids[order[:num_train]], pids[order[num_train:]]
     shots: list[Shot] = []
@@ -245,6 +253,11 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int = 100,
     if num_ids < 2 or images_per_id < 2 or gallery_per_id < 2 or queries_per_id < 1:
         raise UserError("synthetic data needs num_ids >= 2, images_per_id >= 2, "
                         "gallery_per_id >= 2 and queries_per_id >= 1")
+    for domain in domains:
+        layout = LAYOUTS[domain]
+        if num_ids + _num_distractor_ids(layout, num_ids) > layout.max_pid:
+            raise UserError(f"--num-ids {num_ids}: {domain} person ids go up to {layout.max_pid}, "
+                            f"too few for that many identities")
     if scenes not in SCENES:
         raise UserError(f"unknown synthetic scenes {scenes!r}; choose from {sorted(SCENES)}")
     if height < 16 or width < 8:
