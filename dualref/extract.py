@@ -13,18 +13,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch.nn.functional as F
 
-from .clustering.dbscan import MARKET_IMAGES_PER_ID, DBSCANClusterer, auto_rho
+from .cli.main import run_main
+from .cli.options import build_parser, config_from_args
+from .clustering.dbscan import DBSCANClusterer, auto_rho
+from .configs import ExtractConfig
 from .datasets.custom import find_images
-from .engine import options
-from .engine.runner import run_main
+from .engine.state import load_weights
 from .pipeline.common import build_model, extract_items, prepare_model
 from .pipeline.labels import make_pseudo_labels
-from .pipeline.state import load_weights
 from .utils.checkpoint import load_checkpoint
 from .utils.device import setup_device
 from .utils.errors import UserError
@@ -34,45 +35,15 @@ from .utils.logging import setup_logging
 logger = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dualref.extract",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="checkpoint (e.g. logs/.../model_best.pth.tar)")
-    parser.add_argument("images_dir", help="folder of images (.jpg/.jpeg/.png, sub-folders too)")
-    parser.add_argument("out", help="HDF5 file to write")
-    parser.add_argument("-a", "--arch", default="auto",
-                        help="architecture (default: read from the checkpoint)")
-    parser.add_argument("--features", type=int, default=0,
-                        help="embedding size the model was trained with (0: none)")
-    parser.add_argument("--height", type=int, default=256)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("-b", "--batch-size", type=int, default=256)
-    parser.add_argument("-j", "--workers", type=int, default=4)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", choices=["bf16", "fp16"], default=None)
-    parser.add_argument("--cluster", action="store_true",
-                        help="also write DBSCAN cluster labels (-1: outlier)")
-    parser.add_argument("--rho", type=options.rho_value, default="auto",
-                        help="with --cluster: eps from this share of the Jaccard distances "
-                             "(default auto: 1.25 x the expected same-identity share)")
-    parser.add_argument("--images-per-id", type=float, default=MARKET_IMAGES_PER_ID,
-                        help="with --rho auto: expected images per person (default 17.2)")
-    parser.add_argument("--k1", type=int, default=20)
-    parser.add_argument("--k2", type=int, default=6)
-    parser.add_argument("--min-samples", type=int, default=4)
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    return parser
+def extract_folder(model_path: str, images_dir: str, out: str, **options: Any) -> dict:
+    """Write features (and labels) of every image under ``images_dir`` to ``out``;
+    ``options``: the other :class:`~dualref.configs.ExtractConfig` fields."""
+    return extract(ExtractConfig(model=model_path, images_dir=images_dir, out=out, **options))
 
 
-def extract_folder(model_path: str, images_dir: str, out: str, arch: str = "auto",
-                   features: int = 0, height: int = 256, width: int = 128,
-                   batch_size: int = 256, workers: int = 4, device: str = "auto",
-                   amp: Optional[str] = None, cluster: bool = False,
-                   rho: float | str = "auto", images_per_id: float = MARKET_IMAGES_PER_ID,
-                   k1: int = 20, k2: int = 6, min_samples: int = 4,
-                   verbose: bool = True) -> dict:
-    """Write features (and labels) of every image under ``images_dir`` to ``out``."""
+def extract(cfg: ExtractConfig) -> dict:
+    """:func:`extract_folder` from a config."""
+    model_path, images_dir, out, arch = cfg.model, cfg.images_dir, cfg.out, cfg.arch
     if not os.path.isdir(images_dir):
         raise UserError(f"{images_dir}: not a folder of images")
     paths = find_images(images_dir)
@@ -85,21 +56,23 @@ def extract_folder(model_path: str, images_dir: str, out: str, arch: str = "auto
         arch = arch_of(state.get("state_dict", {})) or ""
         if not arch:
             raise UserError(f"{model_path}: cannot tell its architecture; pass --arch")
-    dev = setup_device(device)
-    model = build_model(arch, pretrained=False, features=features)
+    dev = setup_device(cfg.device)
+    model = build_model(arch, pretrained=False, features=cfg.features)
     load_weights(model_path, model, state)
-    model = prepare_model(model, dev, batch_size, bn_group_size=0)
+    model = prepare_model(model, dev, cfg.batch_size, bn_group_size=0)
     items = [(path, index, 0) for index, path in enumerate(paths)]
-    feats = F.normalize(extract_items(model, items, height, width, batch_size, workers, dev,
-                                      amp=amp, verbose=verbose).float(), dim=1)
+    feats = F.normalize(extract_items(model, items, cfg.height, cfg.width, cfg.batch_size,
+                                      cfg.workers, dev, amp=cfg.amp,
+                                      verbose=cfg.verbose).float(), dim=1)
     summary = {"images": len(paths), "dim": int(feats.shape[1]), "arch": arch}
     labels = None
-    if cluster:
+    if cfg.cluster:
         if len(paths) < 2:
             raise UserError(f"{images_dir}: --cluster needs at least 2 images")
-        value = auto_rho(len(paths), images_per_id) if rho == "auto" else float(rho)
-        clusterer = DBSCANClusterer(rho=value, min_samples=min_samples)
-        pseudo = make_pseudo_labels(feats.cpu(), clusterer, k1, k2, device=dev, verbose=verbose)
+        value = auto_rho(len(paths), cfg.images_per_id) if cfg.rho == "auto" else float(cfg.rho)
+        clusterer = DBSCANClusterer(rho=value, min_samples=cfg.min_samples)
+        pseudo = make_pseudo_labels(feats.cpu(), clusterer, cfg.k1, cfg.k2, device=dev,
+                                    verbose=cfg.verbose)
         labels = pseudo.labels
         summary.update(rho=value, eps=clusterer.eps, clusters=pseudo.num_clusters,
                        outliers=int((labels < 0).sum()))
@@ -125,16 +98,12 @@ def _write(out: str, feats: np.ndarray, names: Sequence[str], labels: Optional[n
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     def run(args: argparse.Namespace) -> dict:
-        setup_logging(None, level=logging.WARNING if args.quiet else logging.INFO)
-        return extract_folder(args.model, args.images_dir, args.out, arch=args.arch,
-                              features=args.features, height=args.height, width=args.width,
-                              batch_size=args.batch_size, workers=args.workers,
-                              device=args.device, amp=args.amp, cluster=args.cluster,
-                              rho=args.rho, images_per_id=args.images_per_id, k1=args.k1,
-                              k2=args.k2, min_samples=args.min_samples,
-                              verbose=not args.quiet)
+        cfg = config_from_args(ExtractConfig, args)
+        setup_logging(None, level=logging.INFO if cfg.verbose else logging.WARNING)
+        return extract(cfg)
 
-    return run_main(build_parser(), run, argv)
+    parser = build_parser(ExtractConfig, __doc__.splitlines()[0], prog="python -m dualref.extract")
+    return run_main(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,13 @@
 """Stage 1: pre-train on the labelled source, report direct transfer to the target."""
-import argparse
-
-from dualref.engine.config import config_from_args
-from dualref.engine.options import build_pretrain_parser
-from dualref.engine.runner import run_main, start_run
-from dualref.pipeline.pretrain import PretrainConfig, pretrain
+from dualref.cli import drive
+from dualref.configs import PretrainConfig
+from dualref.pipeline.pretrain import evaluate_pretrained, pretrain
 
 
-def main(args: argparse.Namespace) -> None:
-    start_run(args, args.logs_dir, log_name="log_test.txt" if args.evaluate else "log.txt")
-    pretrain(config_from_args(PretrainConfig, args))
+def main(cfg: PretrainConfig) -> dict:
+    return evaluate_pretrained(cfg) if cfg.evaluate else pretrain(cfg)
 
 
 if __name__ == "__main__":
-    run_main(build_pretrain_parser(), main)
+    drive(PretrainConfig, "Pre-training on the source domain", main,
+          log_name=lambda cfg: "log_test.txt" if cfg.evaluate else "log.txt")

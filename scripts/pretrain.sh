@@ -16,6 +16,6 @@ SEED=$3
 shift 3
 
 . "$(dirname "$0")/launch.sh"
-run_driver examples/source_pretrain.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" --margin 0.0 \
-	--num-instances 4 -b 64 -j 4 --warmup-step 10 --lr 0.00035 --milestones 40 70 --iters 200 --epochs 80 --eval-step 40 \
+# Every other setting is the paper's default (dualref/configs.py, PretrainConfig).
+run_driver examples/source_pretrain.py -ds "${SOURCE}" -dt "${TARGET}" --seed "${SEED}" \
 	--logs-dir "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}" "$@"

@@ -13,4 +13,5 @@ MODEL=$2
 shift 2
 
 . "$(dirname "$0")/launch.sh"
-run_driver examples/test_model.py -b 256 -j 8 -a resnet50 --dataset-target "${TARGET}" --resume "${MODEL}" "$@"
+# -j 8 as the original script; every other setting is the default (TestConfig).
+run_driver examples/test_model.py -j 8 --dataset-target "${TARGET}" --resume "${MODEL}" "$@"

@@ -15,8 +15,7 @@ SEED=$3
 shift 3
 
 . "$(dirname "$0")/launch.sh"
-run_driver examples/baseline_train.py -ds "${SOURCE}" -dt "${TARGET}" \
-	--num-instances 4 --lr 0.00035 --iters 400 -b 64 --epochs 40 --dropout 0 --lambda-value 0 \
+# Every other setting is the paper's default (dualref/configs.py, BaselineConfig).
+run_driver examples/baseline_train.py -ds "${SOURCE}" -dt "${TARGET}" --seed "${SEED}" \
 	--init "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}/model_best.pth.tar" \
-	--logs-dir "logs/${SOURCE}TO${TARGET}/Baseline/seed${SEED}" \
-	--seed "${SEED}" "$@"
+	--logs-dir "logs/${SOURCE}TO${TARGET}/Baseline/seed${SEED}" "$@"

@@ -16,9 +16,7 @@ R=$4
 shift 4
 
 . "$(dirname "$0")/launch.sh"
-run_driver examples/dual_refine_train.py -ds "${SOURCE}" -dt "${TARGET}" -a resnet50 --seed "${SEED}" \
-	--num-instances 4 --lr 0.00035 --iters 400 -b 64 --dropout 0 --lambda-value 0 \
+# Every other setting is the paper's default (dualref/configs.py, AdaptConfig).
+run_driver examples/dual_refine_train.py -ds "${SOURCE}" -dt "${TARGET}" --seed "${SEED}" --R "${R}" \
 	--init "logs/${SOURCE}TO${TARGET}/source-pretrain-${SEED}/model_best.pth.tar" \
-	--logs-dir "logs/${SOURCE}TO${TARGET}/DualRefinement/seed${SEED}" \
-	--alpha 0.5 --mu 0.1 --knn 6 --R "${R}" \
-	--epochs 40 --epochs_decay 20 --rho 1.6e-3 "$@"
+	--logs-dir "logs/${SOURCE}TO${TARGET}/DualRefinement/seed${SEED}" "$@"

@@ -1,1 +1,1 @@
-"""Run plumbing shared by every driver: options, logging, errors, run folders."""
+"""The training loop every stage shares (loop) and its run checkpoints (state)."""

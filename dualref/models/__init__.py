@@ -2,7 +2,7 @@
 import os
 from typing import List, Optional, Union
 
-from ..utils.errors import UserError
+from ..utils.errors import ParamError
 from .resnet import DEPTHS, TRAIN_FEATURES, ReIDResNet, TrainOutput
 
 __all__ = ["arch_of", "names", "create", "ReIDResNet", "TrainOutput", "TRAIN_FEATURES"]
@@ -16,13 +16,13 @@ def names() -> List[str]:
 def create(arch: str, pretrained: bool = True, num_features: int = 0, norm: bool = False,
            dropout: float = 0.0, num_classes: int = 0,
            pretrained_path: Optional[Union[str, os.PathLike]] = None,
-           train_feature: Optional[str] = None) -> ReIDResNet:
+           train_feature: Optional[str] = None, classifier_std: float = 0.001) -> ReIDResNet:
     """Build a re-ID model by architecture name (see :class:`ReIDResNet`)."""
     if arch not in DEPTHS:
-        raise UserError(f"--arch {arch!r}: unknown model (expected one of {', '.join(names())})")
+        raise ParamError("arch", arch, f"unknown model (expected one of {', '.join(names())})")
     return ReIDResNet(arch, pretrained=pretrained, num_features=num_features, norm=norm,
                       dropout=dropout, num_classes=num_classes, pretrained_path=pretrained_path,
-                      train_feature=train_feature)
+                      train_feature=train_feature, classifier_std=classifier_std)
 
 
 # (blocks in layer3, bottleneck?) -> architecture; layer3 (base.5) tells them apart.

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn import init
 
-from ..utils.errors import UserError
+from ..utils.errors import ParamError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +40,15 @@ class ReIDResNet(nn.Module):
     def __init__(self, arch: str = "resnet50", pretrained: bool = True, num_features: int = 0,
                  norm: bool = False, dropout: float = 0.0, num_classes: int = 0,
                  pretrained_path: Optional[Union[str, os.PathLike]] = None,
-                 train_feature: Optional[str] = None):
+                 train_feature: Optional[str] = None, classifier_std: float = 0.001):
         super().__init__()
         if arch not in DEPTHS:
-            raise UserError(f"--arch {arch!r}: unknown model (expected one of {', '.join(DEPTHS)})")
+            raise ParamError("arch", arch, f"unknown model (expected one of {', '.join(DEPTHS)})")
         train_feature = train_feature or ("bn_norm" if norm else "pooled")
         if train_feature not in TRAIN_FEATURES:
-            raise UserError(f"train_feature {train_feature!r}: expected one of {', '.join(TRAIN_FEATURES)}")
+            raise ParamError("train_feature", train_feature, f"expected one of {', '.join(TRAIN_FEATURES)}")
         self.arch, self.norm, self.train_feature = arch, norm, train_feature
+        self.classifier_std = classifier_std
         resnet = build_backbone(arch, pretrained, pretrained_path)
         # The stem ReLU is left out on purpose: index 2 is the maxpool, which
         # fixes the state-dict key names of the released checkpoints.
@@ -98,7 +99,7 @@ class ReIDResNet(nn.Module):
         ref = self.feat_bn.weight
         classifier = nn.Linear(self.num_features, num_classes, bias=False,
                                device=ref.device, dtype=ref.dtype)
-        init.normal_(classifier.weight, std=0.001)
+        init.normal_(classifier.weight, std=self.classifier_std)
         self.classifier, self.num_classes = classifier, num_classes
 
     @torch.no_grad()

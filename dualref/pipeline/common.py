@@ -1,56 +1,23 @@
 """Setup shared by every stage: datasets, loaders, models, evaluation."""
 import logging
 import os
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from .. import datasets, models
+from ..configs import RunConfig
 from ..datasets.loaders import build_test_loader
 from ..evaluators.evaluator import (EvalResult, evaluate_features, query_gallery_items,
                                     split_features)
 from ..features import extract_features
 from ..models.batchnorm import convert_batchnorm, plan_groups
 from ..utils import distributed
-from ..utils.device import place_model
+from ..utils.device import place_model, setup_device
+from ..utils.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RunConfig:
-    """Settings every training stage shares (defaults: docs/method.md and the original scripts)."""
-
-    dataset_source: str = "dukemtmc"
-    dataset_target: str = "market1501"
-    data_dir: str = os.path.join("examples", "data")
-    logs_dir: str = os.path.join("logs", "run")
-    arch: str = "resnet50"
-    features: int = 0
-    dropout: float = 0.0
-    height: int = 256
-    width: int = 128
-    batch_size: int = 64
-    num_instances: int = 4
-    workers: int = 4
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
-    seed: int = 1
-    device: str = "auto"
-    amp: Optional[str] = None
-    bn_group_size: int = 16  # BatchNorm statistics over groups of 16, as 4-GPU DataParallel
-    bn_stats: str = "first"  # running statistics from the first group, as DataParallel kept
-    channels_last: bool = False
-    compile: bool = False
-    resume: Optional[str] = None
-    print_freq: int = 50
-    verbose: bool = True
-    skip_bad_images: bool = False
-    label_smoothing: float = 0.1  # epsilon of the label-smoothed cross-entropy (both stages)
-    pad: int = 10  # pixels of padding before the random crop (the original's, at 256x128)
-    camera_pattern: Optional[str] = None  # -dt custom: cameras from sub-folders or file names
 
 
 def adam(params: List[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -83,13 +50,39 @@ def load_run_dataset(cfg: RunConfig, name: str):
                         camera_pattern=cfg.camera_pattern if name == cfg.dataset_target else None)
 
 
+def setup_run(cfg: RunConfig, *names: str) -> Tuple[torch.device, bool, tuple]:
+    """Seed everything, pick the device, load the named datasets.
+
+    Returns ``(device, verbose, datasets)``; ``verbose`` is true on rank 0
+    only (one progress bar, not one per process).
+    """
+    seed_everything(cfg.seed)
+    device = setup_device(cfg.device)
+    verbose = cfg.verbose and distributed.is_main()
+    return device, verbose, tuple(load_run_dataset(cfg, name) for name in names)
+
+
 def build_model(arch: str, num_classes: int = 0, pretrained: bool = True,
                 pretrained_path: Optional[str] = None, features: int = 0,
-                dropout: float = 0.0, norm: bool = False) -> nn.Module:
+                dropout: float = 0.0, norm: bool = False,
+                classifier_std: float = 0.001) -> nn.Module:
     """Create the re-ID network (on the CPU; callers place it)."""
     return models.create(arch, pretrained=pretrained, pretrained_path=pretrained_path,
                          num_features=features, norm=norm, dropout=dropout,
-                         num_classes=num_classes)
+                         num_classes=num_classes, classifier_std=classifier_std)
+
+
+def stage_model(cfg: RunConfig, device: torch.device, num_classes: int, **options: Any
+                ) -> nn.Module:
+    """A stage's network from its config, with BatchNorm groups, placed on ``device``.
+
+    ``options`` go to :func:`build_model` (pretrained, pretrained_path, norm).
+    """
+    model = build_model(cfg.arch, num_classes=num_classes, features=cfg.features,
+                        dropout=cfg.dropout, classifier_std=cfg.classifier_std, **options)
+    return prepare_model(model, device, cfg.batch_size, bn_group_size=cfg.bn_group_size,
+                         bn_stats=cfg.bn_stats, channels_last=cfg.channels_last,
+                         compile=cfg.compile)
 
 
 def prepare_model(model: nn.Module, device: torch.device, batch_size: int,
@@ -122,9 +115,11 @@ def extract_items(model: nn.Module, items: Sequence, height: int, width: int,
 def evaluate_model(model: nn.Module, dataset, height: int, width: int, batch_size: int,
                    workers: int, device: torch.device, rerank: bool = False,
                    amp: Optional[str] = None, verbose: bool = True,
-                   channels_last: bool = False
+                   channels_last: bool = False, rerank_options: Tuple[int, int, float] = (20, 6, 0.3)
                    ) -> Tuple[EvalResult, torch.Tensor, torch.Tensor]:
     """Evaluate on ``dataset``'s query/gallery; returns result and both feature sets.
+
+    ``rerank_options``: re-ranking's (k1, k2, lambda) when ``rerank``.
 
     Under ``torchrun`` the ranks share the extraction; rank 0 scores the
     gathered features and every rank receives its result.
@@ -136,8 +131,9 @@ def evaluate_model(model: nn.Module, dataset, height: int, width: int, batch_siz
     query_feats, gallery_feats = split_features(feats, items, dataset.query, dataset.gallery)
     result = None
     if distributed.is_main():
+        k1, k2, lambda_value = rerank_options
         result = evaluate_features(query_feats, gallery_feats, dataset.query, dataset.gallery,
-                                   rerank=rerank)
+                                   rerank=rerank, k1=k1, k2=k2, lambda_value=lambda_value)
     result = distributed.broadcast_object(result)
     return result, query_feats, gallery_feats
 

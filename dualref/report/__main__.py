@@ -4,7 +4,7 @@ import logging
 import os
 from typing import Sequence
 
-from ..engine.runner import run_main
+from ..cli.main import run_main
 from ..utils.logging import setup_logging
 from .table import BASELINE, BOTH, Run, collect_runs, results_table, write_results_csv, write_text
 

@@ -3,7 +3,7 @@ import argparse
 
 import pytest
 
-from dualref.engine.runner import run_main
+from dualref.cli.main import run_main
 from dualref.utils.errors import UserError
 
 
@@ -35,10 +35,27 @@ def test_success_returns_main_value():
 
 
 def test_worker_wrapped_error_is_reduced_to_its_message():
-    from dualref.engine.runner import one_line
+    from dualref.cli.main import one_line
 
     wrapped = UserError("Caught UserError in DataLoader worker process 0.\n"
                         "Original Traceback (most recent call last):\n  File \"x.py\"\n"
                         "dualref.utils.errors.UserError: cannot read image /d/b.jpg: truncated")
     assert one_line(wrapped) == "cannot read image /d/b.jpg: truncated"
     assert one_line(UserError("plain")) == "plain"
+
+
+def test_parameter_errors_name_the_option_that_sets_them(capsys):
+    """The library names the parameter (knn); the command line shows its flag (--knn)."""
+    from dualref.cli import build_parser
+    from dualref.configs import AdaptConfig
+    from dualref.losses.spread import check_knn
+    from dualref.utils.errors import ParamError
+
+    with pytest.raises(ParamError, match=r"^knn=120: must be an integer in \[0, 98\]"):
+        check_knn(120, 100)
+    with pytest.raises(SystemExit) as exc:
+        run_main(build_parser(AdaptConfig, "t"), lambda args: check_knn(args.knn, 100),
+                 argv=["--knn", "120"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and ": error: --knn 120: must be an integer in [0, 98]" in err[0]
