@@ -47,6 +47,7 @@ class _Batches:
 
 def _trajectory(bn_group_size: int, rank: int = 0, world: int = 1):
     """Losses of STEPS Dual-Refinement steps and the final weights."""
+    from dualref.losses.memory import SpreadOutMemory
     from dualref.losses.spread import SpreadLoss
     from dualref.models import create
     from dualref.pipeline.common import prepare_model
@@ -64,8 +65,9 @@ def _trajectory(bn_group_size: int, rank: int = 0, world: int = 1):
             losses.append(float(terms["loss"].detach()))
             return terms
 
-    trainer = Recording(model, NUM_IDS, LossWeights(alpha=0.5, lmd=0.5, mu=0.1),
-                        refined_labels=torch.arange(NUM_IDS * K) // K, spread=spread,
+    trainer = Recording(model, NUM_IDS, LossWeights(alpha=0.5, lmd=0.5),
+                        refined_labels=torch.arange(NUM_IDS * K) // K,
+                        terms=[SpreadOutMemory(spread, 0.1)],
                         device=torch.device("cpu"), verbose=False)
     # SGD, not Adam: Adam's step would amplify float noise of near-zero gradients.
     optimizer = torch.optim.SGD(list(model.parameters()) + list(spread.parameters()), lr=1e-3)

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dualref.losses.softmax import CrossEntropyLabelSmooth
+from dualref.losses.memory import SpreadOutMemory
 from dualref.losses.spread import SpreadLoss
 from dualref.losses.triplet import SoftTripletLoss
 from dualref.trainers import ClusterTrainer, LossWeights
@@ -39,8 +40,8 @@ def test_loss_is_the_papers_expression(alpha, mu):
     refined = torch.randint(0, C, (N,), generator=gen)
     spread = SpreadLoss(D, N, init_memory=torch.randn(N, D, generator=gen), knn=3)
     lmd = 0.7
-    trainer = ClusterTrainer(model, C, LossWeights(alpha=alpha, lmd=lmd, mu=mu),
-                             refined_labels=refined, spread=spread,
+    trainer = ClusterTrainer(model, C, LossWeights(alpha=alpha, lmd=lmd),
+                             refined_labels=refined, terms=[SpreadOutMemory(spread, mu)],
                              device=torch.device("cpu"), verbose=False)
     images, _, labels, _, index = batch = _batch(gen)
     terms = trainer.compute_losses(batch)

@@ -1,26 +1,36 @@
 """Image dataset over (path, pid, camid) lists and the train/test DataLoader builders."""
 import logging
 import os
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
-from dualref.datasets.samplers import (BatchShardSampler, RandomMultipleGallerySampler,
+from .samplers import (BatchShardSampler, RandomMultipleGallerySampler,
                                        check_batch_size)
-from dualref.datasets.transforms import build_test_transform, build_train_transform
-from dualref.utils import distributed
-from dualref.utils.errors import UserError
-from dualref.utils.seeding import worker_init_fn
+from .transforms import RandomErasing, build_test_transform, build_train_transform
+from ..utils import distributed
+from ..utils.errors import ParamError, UserError, check
+from ..utils.seeding import worker_init_fn
 
 logger = logging.getLogger(__name__)
 
 Item = tuple[str, int, int]
 
 
+class Batch(NamedTuple):
+    """One sample or, as the DataLoader collates them, a batch (every field batched)."""
+
+    images: Any
+    paths: Any
+    labels: Any  # person ids, or pseudo-labels in adaptation (-1: outlier)
+    cameras: Any
+    indexes: Any  # the items' positions: rows of the feature matrix, slots of a memory
+
+
 class ImageDataset(Dataset):
-    """Items ``(path, pid, camid)`` -> ``(image, path, pid, camid, index)``.
+    """Items ``(path, pid, camid)`` -> ``Batch(image, path, pid, camid, index)``.
 
     ``index`` is the item's position in the list, i.e. its row in the feature
     matrix and its slot in the instance memory.
@@ -35,7 +45,7 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[Any, str, int, int, int]:
+    def __getitem__(self, index: int) -> Batch:
         path, pid, camid = self.items[index]
         full = os.path.join(self.root, path) if self.root is not None else path
         try:
@@ -45,7 +55,7 @@ class ImageDataset(Dataset):
             raise UserError(f"cannot read image {full}: {err}") from err
         if self.transform is not None:
             img = self.transform(img)
-        return img, path, pid, camid, index
+        return Batch(img, path, pid, camid, index)
 
 
 class IterLoader:
@@ -135,10 +145,11 @@ def build_train_loader(
     num_instances: int,
     workers: int,
     iters: Optional[int],
-    random_erasing: bool = False,
+    random_erasing: Union[bool, RandomErasing] = False,
     seed: int = 0,
     root: Optional[str] = None,
     padding: int = 10,
+    flip_probability: float = 0.5,
     num_replicas: Optional[int] = None,
     rank: Optional[int] = None,
 ) -> IterLoader:
@@ -146,7 +157,8 @@ def build_train_loader(
 
     ``batch_size`` is the global batch: under ``torchrun`` (or with
     ``num_replicas`` > 1) this rank gets its ``batch_size / num_replicas``
-    share of every global batch, in whole identity groups.
+    share of every global batch, in whole identity groups. ``random_erasing``:
+    True for the paper's settings, or a configured :class:`RandomErasing`.
     """
     num_replicas = distributed.world_size() if num_replicas is None else num_replicas
     rank = (distributed.rank() if rank is None else rank) if num_replicas > 1 else 0
@@ -159,8 +171,8 @@ def build_train_loader(
         logger.warning("one pass yields %d samples, fewer than --batch-size %d: smaller batches",
                        len(sampler), batch_size)
     loader = DataLoader(
-        ImageDataset(items, root=root, transform=build_train_transform(height, width, random_erasing,
-                                                                  padding=padding)),
+        ImageDataset(items, root=root, transform=build_train_transform(
+            height, width, random_erasing, padding=padding, flip_probability=flip_probability)),
         batch_size=per_rank,
         sampler=sampler,
         num_workers=workers,
@@ -183,11 +195,12 @@ def _shard(sampler: Sampler, batch_size: int, num_instances: int, num_replicas: 
     per_rank, rest = divmod(batch_size, num_replicas)
     if rest or (num_instances and per_rank % num_instances):
         unit = num_replicas * max(num_instances, 1)
-        raise UserError(f"--batch-size {batch_size} is the global batch: with {num_replicas} "
-                        f"processes it must be a multiple of {unit} (processes x --num-instances)")
-    if len(sampler) < batch_size:
-        raise UserError(f"one pass yields {len(sampler)} samples, fewer than the global "
-                        f"--batch-size {batch_size}: run with fewer processes or a smaller batch")
+        raise ParamError("batch_size", batch_size, f"the global batch: with {num_replicas} "
+                         f"processes it must be a multiple of {unit} (processes x instances per "
+                         "identity)")
+    check(len(sampler) >= batch_size, "batch_size", batch_size,
+          f"one pass yields {len(sampler)} samples, fewer than the global batch: run with fewer "
+          "processes or a smaller batch")
     return BatchShardSampler(sampler, batch_size, num_replicas, rank), per_rank
 
 
@@ -206,8 +219,7 @@ def build_test_loader(
     contiguous share of the items; the dataset's ``index`` still names each
     item's global row, so gathered features keep row i == item i.
     """
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size} must be at least 1")
+    check(batch_size >= 1, "batch_size", batch_size, "must be at least 1")
     shard = distributed.world_size() > 1 if shard is None else shard
     indices = distributed.shard_range(len(items)) if shard else None
     return DataLoader(

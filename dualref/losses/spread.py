@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils.errors import require
+from ..utils.errors import ParamError, require
 
 # Same epsilon as F.normalize, so a zero slot gives similarity 0 rather than NaN.
 _NORM_EPS = 1e-12
@@ -45,6 +45,14 @@ class _CosineToSlots(torch.autograd.Function):
             grad_memory = (grad_over_norm * ctx.scale).t() @ inputs
             grad_memory.addcmul_(memory, radial.unsqueeze(1), value=-1.0)
         return grad_inputs, grad_memory, None
+
+
+def check_knn(knn: int, num_samples: int) -> None:
+    """``knn`` must leave at least one negative after the top knn and the dropped last slot."""
+    if int(knn) != knn or not 0 <= knn <= num_samples - 2:
+        raise ParamError("knn", knn, f"must be an integer in [0, {num_samples - 2}] for "
+                         f"{num_samples} memory slots (the top knn and the last slot are not "
+                         "negatives)")
 
 
 def _initial_memory(init_memory, num_samples: int, num_features: int) -> torch.Tensor:
@@ -110,14 +118,9 @@ class SpreadLoss(nn.Module):
         super().__init__()
         require(int(num_features) >= 1, f"num_features must be >= 1, got {num_features}")
         require(int(num_samples) >= 1, f"num_samples must be >= 1, got {num_samples}")
-        require(int(knn) == knn and knn >= 0, f"--knn must be a non-negative integer, got {knn}")
-        # At least one negative must remain after the top knn and the dropped last entry.
-        require(
-            knn <= num_samples - 2,
-            f"--knn must be at most num_samples - 2 = {num_samples - 2} "
-            f"(the top knn and the last slot are not negatives), got {knn}",
-        )
-        require(math.isfinite(m) and m >= 0, f"--m (spread-out margin) must be >= 0, got {m}")
+        check_knn(knn, int(num_samples))
+        if not (math.isfinite(m) and m >= 0):
+            raise ParamError("m", m, "the spread-out margin must be a finite number >= 0")
         self.num_features = int(num_features)
         self.num_samples = int(num_samples)
         self.m = float(m)

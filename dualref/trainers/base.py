@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..datasets.loaders import IterLoader
+from ..datasets.loaders import Batch, IterLoader
 from ..utils.amp import autocast_context
 from ..utils import distributed
 
@@ -44,17 +44,18 @@ def _grad_scaler(device: torch.device):
     return torch.cuda.amp.GradScaler()
 
 
-def _global_labels(batch):
+def _global_labels(batch: Batch) -> Batch:
     """Under DDP: this rank's images with the labels and indexes of the global batch.
 
     The model's training outputs are gathered over ranks (``GatherOutputs``),
     so the losses pair them with the labels of every rank, in rank order.
     """
+    batch = Batch._make(batch)
     if distributed.world_size() == 1:
         return batch
-    images, paths, pids, camids, indexes = batch
-    return (images, paths, distributed.all_gather_tensor(pids),
-            distributed.all_gather_tensor(camids), distributed.all_gather_tensor(indexes))
+    return batch._replace(labels=distributed.all_gather_tensor(batch.labels),
+                          cameras=distributed.all_gather_tensor(batch.cameras),
+                          indexes=distributed.all_gather_tensor(batch.indexes))
 
 
 class Trainer:
@@ -77,7 +78,8 @@ class Trainer:
         # scalers' inf checks and scale updates agree on every rank.
         self.scaler = _grad_scaler(device) if amp == "fp16" and device.type == "cuda" else None
 
-    def compute_losses(self, batch) -> Dict[str, torch.Tensor]:
+    def compute_losses(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """The step's loss terms; ``'loss'`` is optimised, the others are logged."""
         raise NotImplementedError
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ from torch import nn
 
 from ..losses.softmax import CrossEntropyLabelSmooth
 from ..losses.triplet import SoftTripletLoss
+from ..datasets.loaders import Batch
 from .base import Trainer, accuracy_top1
 
 
@@ -23,12 +24,12 @@ class PreTrainer(Trainer):
         self.criterion_ce = CrossEntropyLabelSmooth(num_classes, epsilon=epsilon)
         self.criterion_tri = SoftTripletLoss(margin=margin)
 
-    def compute_losses(self, batch) -> Dict[str, torch.Tensor]:
-        images, _, pids, _, _ = batch
-        images, pids = self.to_device(images), self.to_device(pids)
+    def compute_losses(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        batch = Batch._make(batch)
+        images, pids = self.to_device(batch.images), self.to_device(batch.labels)
         features, logits = self.model(images)
         with torch.no_grad():  # running statistics update; no gradient needed
-            self.model(self.to_device(self.target_batches.next()[0]))
+            self.model(self.to_device(Batch._make(self.target_batches.next()).images))
         loss_ce = self.criterion_ce(logits.float(), pids)
         loss_tr = self.criterion_tri(features.float(), pids)
         return {"loss": loss_ce + loss_tr, "loss_ce": loss_ce.detach(),
