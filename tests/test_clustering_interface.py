@@ -105,7 +105,7 @@ def test_wrong_cluster_name_is_one_line_listing_the_names(synthetic_root, init_c
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    assert "--cluster 'kmeans'" in lines[0] and "dbscan, infomap" in lines[0]
+    assert "--cluster kmeans: unknown clusterer" in lines[0] and "dbscan, infomap" in lines[0]
 
 
 def test_knn_graph_matches_a_full_sort():

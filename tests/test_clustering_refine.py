@@ -105,13 +105,13 @@ def test_refine_degenerate_and_bad_input():
     feats = np.random.default_rng(0).standard_normal((5, 3))
     np.testing.assert_array_equal(refine_labels(feats, np.full(5, -1), 2), np.full(5, -1))
     for R in (0, -1, 1.5):
-        with pytest.raises(UserError, match="--R"):
+        with pytest.raises(UserError, match="R="):
             refine_labels(feats, np.zeros(5, int), R)
     with pytest.raises(ValueError, match="labels"):
         refine_labels(feats, np.zeros(4, int), 2)
-    with pytest.raises(UserError, match="--refine-backend 'gpu'"):
+    with pytest.raises(UserError, match="refine_backend='gpu'"):
         refine_labels(feats, np.zeros(5, int), 2, backend="gpu")
-    with pytest.raises(UserError, match="--n-init"):
+    with pytest.raises(UserError, match="n_init=0"):
         refine_labels(feats, np.zeros(5, int), 2, n_init=0)
 
 

@@ -86,7 +86,7 @@ def test_cameras_from_folders_or_file_names(unlabelled_root, pattern):
         assert len(set(zip(true_cams, [c for _, _, c in data.train]))) == len(set(true_cams))
         assert data.num_train_cams == len(set(true_cams)) > 1
     else:
-        with pytest.raises(UserError, match="camera-pattern"):
+        with pytest.raises(UserError, match="camera_pattern="):
             datasets.create("custom", str(root / "custom"), verbose=False, cameras=pattern)
 
 
@@ -231,7 +231,7 @@ def test_auto_rho_rule():
     assert auto_rho(12936, 12936 / 751) == pytest.approx(1.57e-3, rel=0.01)
     assert auto_rho(16522, 16522 / 702) == pytest.approx(1.71e-3, rel=0.01)
     assert auto_rho(10, 1) > 0 and auto_rho(10, 100) == 0.5
-    with pytest.raises(UserError, match="images-per-id"):
+    with pytest.raises(UserError, match="images_per_id=0.5"):
         auto_rho(100, 0.5)
 
 

@@ -187,6 +187,6 @@ def test_person_ids_stay_in_the_release_range(domain, num_ids):
 
 
 def test_too_many_ids_for_the_release_is_refused(tmp_path):
-    with pytest.raises(UserError, match="--num-ids 1600: market1501 person ids go up to 1501"):
+    with pytest.raises(UserError, match="num_ids=1600: market1501 person ids go up to 1501"):
         generate(tmp_path, num_ids=1600, domains=("market1501",))
     assert not any(tmp_path.iterdir())

@@ -222,7 +222,7 @@ def test_optimiser_updates_memory():
         ({"knn": 10}, "knn"),
         ({"knn": 9}, "knn"),  # N - 1: no negative would remain
         ({"knn": -1}, "knn"),
-        ({"m": -0.1}, "--m"),
+        ({"m": -0.1}, "m="),
     ],
 )
 def test_options_out_of_range(kwargs, option):

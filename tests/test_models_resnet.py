@@ -24,9 +24,9 @@ def _r18(**kwargs) -> models.ReIDResNet:
 
 def test_names_and_unknown_arch():
     assert models.names() == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-    with pytest.raises(UserError, match=r"--arch 'resnet51'.*resnet18, resnet34, resnet50"):
+    with pytest.raises(UserError, match=r"arch='resnet51'.*resnet18, resnet34, resnet50"):
         models.create("resnet51", pretrained=False)
-    with pytest.raises(UserError, match="train_feature 'x'"):
+    with pytest.raises(UserError, match="train_feature='x'"):
         models.create("resnet18", pretrained=False, train_feature="x")
 
 

@@ -18,7 +18,7 @@ from .infomap import InfomapClusterer
 from .jaccard import compute_jaccard_dist
 from .quality import cluster_quality
 from .refine import refine_labels
-from ..utils.errors import UserError
+from ..utils.errors import ParamError
 
 # name -> class; the adaptation's --cluster chooses one (dbscan: the paper's).
 CLUSTERERS: dict[str, type[Clusterer]] = {
@@ -40,14 +40,13 @@ def create(name: str, shared: Optional[dict[str, Any]] = None, **options: Any) -
     ``--cluster-option KEY=VALUE``) must all be constructor arguments.
     """
     if name not in CLUSTERERS:
-        raise UserError(f"--cluster {name!r}: unknown clusterer; expected one of: "
-                        f"{', '.join(names())}")
+        raise ParamError("cluster", name, f"unknown clusterer; expected one of: {', '.join(names())}")
     cls = CLUSTERERS[name]
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     wrong = sorted(set(options) - set(accepted))
     if wrong:
-        raise UserError(f"--cluster-option {wrong[0]}: not an option of {name} "
-                        f"(it takes: {', '.join(accepted)})")
+        raise ParamError("cluster_options", wrong[0], f"not an option of {name} (it takes: "
+                         f"{', '.join(accepted)})")
     kwargs = {k: v for k, v in (shared or {}).items() if k in accepted}
     kwargs.update(options)
     return cls(**kwargs)
@@ -59,7 +58,7 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise UserError(f"--cluster-option {pair!r}: expected KEY=VALUE")
+            raise ParamError("cluster_options", pair, "expected KEY=VALUE")
         for cast in (int, float):
             try:
                 out[key] = cast(text)

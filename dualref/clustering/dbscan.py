@@ -15,8 +15,8 @@ from typing import Any, Optional, Union
 import numpy as np
 import scipy.sparse as sp
 
-from dualref.clustering.base import Clusterer
-from dualref.utils.errors import UserError, require
+from .base import Clusterer
+from ..utils.errors import ParamError, check
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +158,8 @@ def auto_rho(num_images: int, images_per_id: float = MARKET_IMAGES_PER_ID,
     shows one person with probability (m - 1) / (N - 1); the paper's 1.6e-3 is
     about 1.25x that on Market-1501 and DukeMTMC-reID. Clipped to (0, 0.5].
     """
-    require(num_images >= 2, f"--rho auto needs at least 2 images, got {num_images}")
-    require(images_per_id >= 1, f"--images-per-id must be >= 1, got {images_per_id}")
+    check(num_images >= 2, "rho", "auto", f"needs at least 2 images, got {num_images}")
+    check(images_per_id >= 1, "images_per_id", images_per_id, "must be >= 1")
     share = (min(images_per_id, num_images) - 1) / (num_images - 1)
     return float(min(0.5, max(factor * share, 1.0 / (num_images * (num_images - 1) / 2))))
 
@@ -176,7 +176,7 @@ def eps_from_rho(dist: Distances, rho: float = 1.6e-3, fill: Fill = 1.0) -> floa
     contribute their value when the fraction reaches them, so the sparse and
     the dense form of one matrix give the same eps.
     """
-    require(0.0 < rho < 1.0, f"--rho must lie in (0, 1), got {rho}")
+    check(0.0 < rho < 1.0, "rho", rho, "must lie in (0, 1)")
     if isinstance(fill, PairFill) and not sp.issparse(dist):
         fill = 1.0  # a dense matrix omits nothing
     n = _check_square(dist)
@@ -253,7 +253,7 @@ def _neighbour_graph(dist: Distances, eps: float) -> sp.csr_matrix:
 def cluster_dbscan(dist: Distances, eps: float, min_samples: int = 4,
                    n_jobs: Optional[int] = -1, fill: float = 1.0) -> np.ndarray:
     """DBSCAN labels (int64, -1 = outlier) on a precomputed distance matrix."""
-    require(min_samples >= 1, f"--min-samples must be >= 1, got {min_samples}")
+    check(min_samples >= 1, "min_samples", min_samples, "must be >= 1")
     if not eps > 0:
         raise ValueError(f"DBSCAN eps must be positive, got {eps}")
     _check_square(dist)
@@ -292,10 +292,10 @@ class DBSCANClusterer(Clusterer):
 
     def __init__(self, rho: float = 1.6e-3, min_samples: int = 4,
                  eps: Optional[float] = None, n_jobs: Optional[int] = -1) -> None:
-        require(0.0 < rho < 1.0, f"--rho must lie in (0, 1), got {rho}")
-        require(min_samples >= 1, f"--min-samples must be >= 1, got {min_samples}")
+        check(0.0 < rho < 1.0, "rho", rho, "must lie in (0, 1)")
+        check(min_samples >= 1, "min_samples", min_samples, "must be >= 1")
         if eps is not None and not eps > 0:
-            raise UserError(f"--eps must be positive, got {eps}")
+            raise ParamError("eps", eps, "must be positive")
         self.rho = rho
         self.min_samples = min_samples
         self.eps = eps

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dualref.clustering.base import Clusterer, relabel_consecutive
-from dualref.utils.errors import UserError, require
+from .base import Clusterer, relabel_consecutive
+from ..utils.errors import ParamError, check
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +47,10 @@ class InfomapClusterer(Clusterer):
 
     def __init__(self, k: int = 15, min_sim: float = 0.5, min_size: int = 2, seed: int = 0,
                  trials: int = 1) -> None:
-        require(k >= 1, f"--infomap-k must be >= 1, got {k}")
-        require(-1.0 <= min_sim <= 1.0, f"--infomap-min-sim must lie in [-1, 1], got {min_sim}")
-        require(min_size >= 1, f"--min-samples must be >= 1, got {min_size}")
+        check(k >= 1, "cluster_options", f"k={k}", "k must be >= 1")
+        check(-1.0 <= min_sim <= 1.0, "cluster_options", f"min_sim={min_sim}",
+              "min_sim must lie in [-1, 1]")
+        check(min_size >= 1, "cluster_options", f"min_size={min_size}", "min_size must be >= 1")
         self.k, self.min_sim, self.min_size = k, min_sim, min_size
         self.seed, self.trials = seed, trials
 
@@ -57,8 +58,8 @@ class InfomapClusterer(Clusterer):
         try:
             from infomap import Infomap
         except ImportError as err:
-            raise UserError("--cluster infomap needs the infomap package: "
-                            "pip install infomap") from err
+            raise ParamError("cluster", "infomap", "needs the infomap package: "
+                             "pip install infomap") from err
         n = len(features)
         labels = np.full(n, -1, dtype=np.int64)
         if n < 2:

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from dualref.clustering.kmeans import batched_kmeans
-from dualref.utils.errors import require
+from .kmeans import batched_kmeans
+from ..utils.errors import check
 
 logger = logging.getLogger(__name__)
 
@@ -121,10 +121,9 @@ def cluster_prototypes(features: Any, labels: np.ndarray, R: int, n_init: int = 
     other clusters are solved alongside. ``device`` (batched backend only)
     is where the k-means run; default the CPU.
     """
-    require(int(R) == R and R >= 1, f"--R must be an integer >= 1, got {R}")
-    require(n_init >= 1, f"--n-init must be >= 1, got {n_init}")
-    require(backend in BACKENDS,
-            f"--refine-backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    check(int(R) == R and R >= 1, "R", R, "must be an integer >= 1")
+    check(n_init >= 1, "n_init", n_init, "must be >= 1")
+    check(backend in BACKENDS, "refine_backend", backend, f"expected one of {', '.join(BACKENDS)}")
     R = int(R)
     x = l2_normalise(_as_float_array(features))
     labels = np.asarray(labels)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dualref.datasets.base import Item, ReIDDataset
-from dualref.datasets.custom import CustomDataset
-from dualref.datasets.dukemtmc import DukeMTMC
-from dualref.datasets.market1501 import Market1501
-from dualref.datasets.msmt17 import MSMT17
-from dualref.utils.errors import UserError
+from .base import Item, ReIDDataset
+from .custom import CustomDataset
+from .dukemtmc import DukeMTMC
+from .market1501 import Market1501
+from .msmt17 import MSMT17
+from ..utils.errors import ParamError, UserError
 
 # name -> class; add a dataset with one line here.
 FACTORY: dict[str, type[ReIDDataset]] = {
@@ -40,8 +40,8 @@ def create(name: str, root: str, verbose: bool = True, cameras: Optional[str] = 
     if name == "custom":
         return FACTORY[name](root, verbose=verbose, name=name, cameras=cameras)
     if cameras:
-        raise UserError(f"--camera-pattern applies to -dt custom only, not to {name} "
-                        "(whose file names hold the cameras)")
+        raise ParamError("camera_pattern", cameras, f"applies to -dt custom only, not to {name} "
+                         "(whose file names hold the cameras)")
     return FACTORY[name](root, verbose=verbose, name=name)
 
 

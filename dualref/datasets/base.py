@@ -6,7 +6,7 @@ import os
 import re
 from typing import ClassVar, Optional
 
-from dualref.utils.errors import UserError
+from ..utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import os
 import re
 from typing import ClassVar, Optional
 
-from dualref.datasets.base import Item, ReIDDataset, statistics
-from dualref.utils.errors import UserError
+from .base import Item, ReIDDataset, statistics
+from ..utils.errors import ParamError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +88,15 @@ class CustomDataset(ReIDDataset):
             keys = [os.path.relpath(p, train_dir).split(os.sep)[0] for p in paths]
             loose = [p for p, k in zip(paths, keys) if os.path.dirname(p) == train_dir]
             if loose:
-                raise UserError(f"{self.name}: --camera-pattern folder needs every train image "
-                                f"in a camera sub-folder of {train_dir}; found {loose[0]}")
+                raise ParamError("camera_pattern", "folder", f"needs every train image of "
+                                 f"{self.name} in a camera sub-folder of {train_dir}; found "
+                                 f"{loose[0]}")
         else:
             try:
                 pattern = re.compile(self.cameras)
             except re.error as err:
-                raise UserError(f"--camera-pattern {self.cameras!r}: not a regular "
-                                f"expression ({err})") from err
+                raise ParamError("camera_pattern", self.cameras,
+                                 f"not a regular expression ({err})") from err
             keys = [self._camera_key(pattern, p) for p in paths]
         index = {key: i for i, key in enumerate(sorted(set(keys)))}
         return [index[key] for key in keys]
@@ -106,8 +107,8 @@ class CustomDataset(ReIDDataset):
         if match is not None and match.groups():
             key = match["cam"] if "cam" in pattern.groupindex else match[1]
         if key is None:
-            raise UserError(f"--camera-pattern {self.cameras!r}: no camera group matched in the "
-                            f"file name {path} (use a group, e.g. 'c(\\d+)', or (?P<cam>...))")
+            raise ParamError("camera_pattern", self.cameras, f"no camera group matched in the file "
+                             f"name {path} (use a group, e.g. 'c(\\d+)', or (?P<cam>...))")
         return key
 
     def _labelled(self, folder: str) -> list[Item]:

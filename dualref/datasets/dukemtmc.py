@@ -1,7 +1,7 @@
 """DukeMTMC-reID (Zheng et al., ICCV 2017): 1,404 identities, 8 cameras."""
 import re
 
-from dualref.datasets.base import FolderDataset
+from .base import FolderDataset
 
 
 class DukeMTMC(FolderDataset):

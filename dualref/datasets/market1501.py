@@ -1,7 +1,7 @@
 """Market-1501 (Zheng et al., ICCV 2015): 1,501 identities, 6 cameras."""
 import re
 
-from dualref.datasets.base import FolderDataset
+from .base import FolderDataset
 
 
 class Market1501(FolderDataset):

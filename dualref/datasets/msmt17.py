@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import re
 
-from dualref.datasets.base import Item, ReIDDataset, relabel
-from dualref.utils.errors import UserError
+from .base import Item, ReIDDataset, relabel
+from ..utils.errors import UserError
 
 # (release folder, train image folder, test image folder); V1 is preferred,
 # V2 (faces blurred) differs only in the image folder names.

@@ -5,27 +5,24 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from dualref.utils.errors import UserError
+from ..utils.errors import ParamError, check
 
 Item = tuple[str, int, int]
 
 
 def check_batch_size(batch_size: int, num_instances: int) -> None:
-    """Raise UserError unless the batch splits into whole groups of ``num_instances``."""
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size} must be at least 1")
-    if num_instances < 0:
-        raise UserError(f"--num-instances {num_instances} must be >= 0 (0 = plain shuffling)")
-    if num_instances and batch_size % num_instances:
-        raise UserError(f"--batch-size {batch_size} is not divisible by --num-instances {num_instances}")
+    """Raise ParamError unless the batch splits into whole groups of ``num_instances``."""
+    check(batch_size >= 1, "batch_size", batch_size, "must be at least 1")
+    check(num_instances >= 0, "num_instances", num_instances, "must be >= 0 (0 = plain shuffling)")
+    check(not num_instances or batch_size % num_instances == 0, "batch_size", batch_size,
+          f"is not divisible by the {num_instances} instances per identity (num_instances)")
 
 
 class _SeededSampler(Sampler[int]):
     """Base: pass n draws from its own RNG seeded by (seed, n), so runs repeat and resume."""
 
     def __init__(self, seed: int) -> None:
-        if seed < 0:
-            raise UserError(f"--seed {seed} must be >= 0")
+        check(seed >= 0, "seed", seed, "must be >= 0")
         self.seed = int(seed)
         self.passes = 0
 
@@ -74,7 +71,7 @@ class RandomMultipleGallerySampler(_SeededSampler):
                  match_original: bool = True) -> None:
         super().__init__(seed)
         if num_instances < 1:
-            raise UserError(f"--num-instances {num_instances} must be >= 1 for identity sampling")
+            raise ParamError("num_instances", num_instances, "must be >= 1 for identity sampling")
         self.num_instances = num_instances
         self.match_original = match_original
         self.pids, self.pid_indices, self.pid_cams = _group_by_identity(items)
@@ -103,29 +100,6 @@ class RandomMultipleGallerySampler(_SeededSampler):
         return iter(order)
 
 
-class RandomIdentitySampler(_SeededSampler):
-    """Each identity once per pass with K of its images, ignoring cameras."""
-
-    def __init__(self, items: Sequence[Item], num_instances: int = 4, seed: int = 0) -> None:
-        super().__init__(seed)
-        if num_instances < 1:
-            raise UserError(f"--num-instances {num_instances} must be >= 1 for identity sampling")
-        self.num_instances = num_instances
-        self.pids, self.pid_indices, _ = _group_by_identity(items)
-
-    def __len__(self) -> int:
-        return len(self.pids) * self.num_instances
-
-    def __iter__(self) -> Iterator[int]:
-        rng = self._next_rng()
-        order: list[int] = []
-        for k in rng.permutation(len(self.pids)):
-            members = self.pid_indices[self.pids[int(k)]]
-            replace = len(members) < self.num_instances
-            order.extend(int(i) for i in rng.choice(members, size=self.num_instances, replace=replace))
-        return iter(order)
-
-
 class BatchShardSampler(Sampler[int]):
     """One rank's share of every global batch drawn by ``base`` (for DDP).
 
@@ -139,9 +113,8 @@ class BatchShardSampler(Sampler[int]):
     """
 
     def __init__(self, base: Sampler, batch_size: int, num_replicas: int, rank: int) -> None:
-        if batch_size % num_replicas:
-            raise UserError(f"--batch-size {batch_size} (the global batch) does not split over "
-                            f"{num_replicas} processes")
+        check(batch_size % num_replicas == 0, "batch_size", batch_size,
+              f"the global batch does not split over {num_replicas} processes")
         self.base = base
         self.batch_size = batch_size
         self.num_replicas = num_replicas

@@ -25,9 +25,9 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from dualref.datasets import synthetic_render as sr
-from dualref.utils.errors import UserError
-from dualref.utils.io import write_json
+from . import synthetic_render as sr
+from ..utils.errors import ParamError, UserError
+from ..utils.io import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int = 100,
     for domain in domains:
         layout = LAYOUTS[domain]
         if num_ids + _num_distractor_ids(layout, num_ids) > layout.max_pid:
-            raise UserError(f"--num-ids {num_ids}: {domain} person ids go up to {layout.max_pid}, "
-                            f"too few for that many identities")
+            raise ParamError("num_ids", num_ids, f"{domain} person ids go up to "
+                             f"{layout.max_pid}, too few for that many identities")
     if scenes not in SCENES:
         raise UserError(f"unknown synthetic scenes {scenes!r}; choose from {sorted(SCENES)}")
     if height < 16 or width < 8:

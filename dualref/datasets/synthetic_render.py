@@ -7,7 +7,7 @@ quantises them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
@@ -210,6 +210,53 @@ def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
     img += mask[..., None] * (colour - img)
 
 
+class _Pose(NamedTuple):
+    """Where one drawing of a person goes: body unit, centre, key heights, view, colours."""
+
+    view: str
+    u: float  # body unit: 1/100 of the drawn height
+    cx: float
+    top: float
+    half: float  # half the torso width
+    swing: float
+    top_c: np.ndarray
+    bottom_c: np.ndarray
+    accent_c: Optional[np.ndarray]  # None where the pattern is not drawn
+
+    @property
+    def sh_y(self) -> float:
+        return self.top + 17 * self.u
+
+    @property
+    def hip_y(self) -> float:
+        return self.top + 52 * self.u
+
+    @property
+    def knee_y(self) -> float:
+        return self.top + 75 * self.u
+
+    @property
+    def foot_y(self) -> float:
+        return self.top + 97 * self.u
+
+
+def _pose(h: int, w: int, p: Person, rng: np.random.Generator, jitter: float,
+          views: tuple[float, ...], dx: float) -> _Pose:
+    """Every random draw of one drawing, in a fixed order (the images depend on it)."""
+    view = rng.choice(list(VIEWS), p=list(views))
+    ph = h * p.height * rng.uniform(0.84, 0.98)
+    top = rng.uniform(0.0, h - ph)
+    cx = w / 2 + (dx + rng.uniform(-jitter, jitter)) * w
+    u = ph / 100.0
+    half = 14 * u * p.width * (0.6 if view == "side" else 1.0)
+    swing = rng.uniform(-1, 1)
+    col = lambda c: np.clip(c * rng.uniform(0.9, 1.1) + rng.normal(0, 0.02, 3), 0, 1)  # noqa: E731
+    seen_top = p.back_top if view == "back" and p.back_top is not None else p.top
+    top_c, bottom_c = col(seen_top), col(p.bottom)
+    accent_c = col(p.accent) if view != "back" or p.pattern != "logo" else None
+    return _Pose(view, u, cx, top, half, swing, top_c, bottom_c, accent_c)
+
+
 def draw_person(img: np.ndarray, p: Person, rng: np.random.Generator, jitter: float,
                 views: tuple[float, ...] = VIEW_PRIOR, dx: float = 0.0) -> None:
     """Paint ``p`` onto ``img`` in place with a random view, pose, scale and shift.
@@ -219,70 +266,80 @@ def draw_person(img: np.ndarray, p: Person, rng: np.random.Generator, jitter: fl
     """
     h, w = img.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
-    view = rng.choice(list(VIEWS), p=list(views))
-    ph = h * p.height * rng.uniform(0.84, 0.98)
-    top = rng.uniform(0.0, h - ph)
-    cx = w / 2 + (dx + rng.uniform(-jitter, jitter)) * w
-    u = ph / 100.0                                   # body unit: 1/100 of the height
-    half = 14 * u * p.width * (0.6 if view == "side" else 1.0)
-    swing = rng.uniform(-1, 1)
-    col = lambda c: np.clip(c * rng.uniform(0.9, 1.1) + rng.normal(0, 0.02, 3), 0, 1)  # noqa: E731
-    seen_top = p.back_top if view == "back" and p.back_top is not None else p.top
-    top_c, bottom_c, skin = col(seen_top), col(p.bottom), p.skin
-    hip_y, knee_y, foot_y = top + 52 * u, top + 75 * u, top + 97 * u
-    sh_y = top + 17 * u
-    # Legs (shoes at the end), bottom clothes over them.
+    pose = _pose(h, w, p, rng, jitter, views, dx)
+    _draw_legs(img, yy, xx, p, pose)
+    _draw_torso(img, yy, xx, p, pose)
+    _draw_arms(img, yy, xx, p, pose)
+    _draw_head(img, yy, xx, p, pose)
+
+
+def _draw_legs(img: np.ndarray, yy: np.ndarray, xx: np.ndarray, p: Person, q: _Pose) -> None:
+    """Legs (shoes at the end), bottom clothes over them, a side-view backpack behind."""
+    u, cx, half = q.u, q.cx, q.half
     for side in (-1, 1):
-        hip = (hip_y, cx + side * 0.45 * half)
-        foot = (foot_y, hip[1] + side * swing * 6 * u * (1 if view == "side" else 0.4))
+        hip = (q.hip_y, cx + side * 0.45 * half)
+        foot = (q.foot_y, hip[1] + side * q.swing * 6 * u * (1 if q.view == "side" else 0.4))
         leg = _capsule(yy, xx, hip, foot, 4.2 * u * p.width)
-        _paint(img, leg, skin if p.bottom_style != "pants" else bottom_c)
+        _paint(img, leg, p.skin if p.bottom_style != "pants" else q.bottom_c)
         if p.bottom_style == "shorts":
-            _paint(img, leg * (yy < (hip_y + knee_y) / 2 + 2 * u), bottom_c)
-        _paint(img, _capsule(yy, xx, (foot_y - 2 * u, foot[1]), (foot_y, foot[1] + 3 * u * side),
-                             2.5 * u), np.array([0.1, 0.1, 0.1]))
+            _paint(img, leg * (yy < (q.hip_y + q.knee_y) / 2 + 2 * u), q.bottom_c)
+        _paint(img, _capsule(yy, xx, (q.foot_y - 2 * u, foot[1]),
+                             (q.foot_y, foot[1] + 3 * u * side), 2.5 * u), np.array([0.1, 0.1, 0.1]))
     if p.bottom_style == "skirt":
-        skirt = _box(yy, xx, hip_y - 2 * u, knee_y, cx - half * (0.9 + (yy - hip_y) / (60 * u)),
-                     cx + half * (0.9 + (yy - hip_y) / (60 * u)))
-        _paint(img, skirt, bottom_c)
-    if p.bag == "backpack" and view == "side":
-        _paint(img, _box(yy, xx, sh_y + 3 * u, hip_y - 4 * u, cx - half - 9 * u, cx - half + 2 * u),
-               p.bag_colour)
-    # Torso with its pattern.
-    torso = _box(yy, xx, sh_y, hip_y + 2 * u, cx - half, cx + half)
-    _paint(img, torso, top_c)
-    ty, tx = (yy - sh_y) / u, (xx - cx) / u
+        skirt = _box(yy, xx, q.hip_y - 2 * u, q.knee_y,
+                     cx - half * (0.9 + (yy - q.hip_y) / (60 * u)),
+                     cx + half * (0.9 + (yy - q.hip_y) / (60 * u)))
+        _paint(img, skirt, q.bottom_c)
+    if p.bag == "backpack" and q.view == "side":
+        _paint(img, _box(yy, xx, q.sh_y + 3 * u, q.hip_y - 4 * u, cx - half - 9 * u,
+                         cx - half + 2 * u), p.bag_colour)
+
+
+def _draw_torso(img: np.ndarray, yy: np.ndarray, xx: np.ndarray, p: Person, q: _Pose) -> None:
+    """Torso with its pattern; a backpack's body (back view) or straps (front view)."""
+    u, cx, half = q.u, q.cx, q.half
+    torso = _box(yy, xx, q.sh_y, q.hip_y + 2 * u, cx - half, cx + half)
+    _paint(img, torso, q.top_c)
+    ty, tx = (yy - q.sh_y) / u, (xx - cx) / u
     pattern = {"solid": np.zeros_like(yy), "hstripe": (np.mod(ty, 10) < 4).astype(np.float32),
                "vstripe": (np.mod(tx + 50, 8) < 3).astype(np.float32),
                "split": (ty > 18).astype(np.float32),
                "logo": ((np.abs(tx) < 6) & (ty > 8) & (ty < 20)).astype(np.float32)}[p.pattern]
-    if view != "back" or p.pattern != "logo":
-        _paint(img, torso * pattern, col(p.accent))
-    if p.bag == "backpack" and view == "back":
-        _paint(img, _box(yy, xx, sh_y + 3 * u, hip_y - 2 * u, cx - 0.75 * half, cx + 0.75 * half),
-               p.bag_colour)
-    if p.bag == "backpack" and view == "front":
+    if q.accent_c is not None:
+        _paint(img, torso * pattern, q.accent_c)
+    if p.bag == "backpack" and q.view == "back":
+        _paint(img, _box(yy, xx, q.sh_y + 3 * u, q.hip_y - 2 * u, cx - 0.75 * half,
+                         cx + 0.75 * half), p.bag_colour)
+    if p.bag == "backpack" and q.view == "front":
         for side in (-1, 1):
-            _paint(img, _box(yy, xx, sh_y, hip_y - 10 * u, cx + side * 0.55 * half - 1.5 * u,
+            _paint(img, _box(yy, xx, q.sh_y, q.hip_y - 10 * u, cx + side * 0.55 * half - 1.5 * u,
                              cx + side * 0.55 * half + 1.5 * u), p.bag_colour)
-    # Arms: sleeves in the top colour, skin below the elbow for short sleeves.
-    for side in ((1,) if view == "side" else (-1, 1)):
-        shoulder = (sh_y + 3 * u, cx + side * (half - 1 * u) * (0.3 if view == "side" else 1))
-        hand = (top + 50 * u, shoulder[1] + side * 3 * u + swing * 8 * u * (view == "side"))
+
+
+def _draw_arms(img: np.ndarray, yy: np.ndarray, xx: np.ndarray, p: Person, q: _Pose) -> None:
+    """Arms: sleeves in the top colour, skin below the elbow for short sleeves; a handbag."""
+    u, cx, half = q.u, q.cx, q.half
+    for side in ((1,) if q.view == "side" else (-1, 1)):
+        shoulder = (q.sh_y + 3 * u, cx + side * (half - 1 * u) * (0.3 if q.view == "side" else 1))
+        hand = (q.top + 50 * u, shoulder[1] + side * 3 * u + q.swing * 8 * u * (q.view == "side"))
         arm = _capsule(yy, xx, shoulder, hand, 3.2 * u)
-        _paint(img, arm, skin)
+        _paint(img, arm, p.skin)
         elbow_y = (shoulder[0] + hand[0]) / 2
-        _paint(img, arm * (yy < (elbow_y if p.short_sleeves else hand[0] - 3 * u)), top_c)
+        _paint(img, arm * (yy < (elbow_y if p.short_sleeves else hand[0] - 3 * u)), q.top_c)
         if p.bag == "handbag" and side == 1:
             _paint(img, _box(yy, xx, hand[0] - 2 * u, hand[0] + 10 * u, hand[1] - 5 * u,
                              hand[1] + 5 * u), p.bag_colour)
-    # Head and hair.
-    head_c = (top + 8 * u, cx + (2 * u if view == "side" else 0))
+
+
+def _draw_head(img: np.ndarray, yy: np.ndarray, xx: np.ndarray, p: Person, q: _Pose) -> None:
+    """Head and hair (long hair falls behind the head unless seen from the front)."""
+    u, cx = q.u, q.cx
+    head_c = (q.top + 8 * u, cx + (2 * u if q.view == "side" else 0))
     head = _capsule(yy, xx, head_c, head_c, 7.5 * u)
-    if p.long_hair and view != "front":
-        _paint(img, _box(yy, xx, head_c[0], sh_y + 12 * u, cx - 7 * u, cx + 7 * u), p.hair)
-    _paint(img, head, skin)
-    hair_line = head_c[0] + (8 * u if view == "back" else -2 * u)
+    if p.long_hair and q.view != "front":
+        _paint(img, _box(yy, xx, head_c[0], q.sh_y + 12 * u, cx - 7 * u, cx + 7 * u), p.hair)
+    _paint(img, head, p.skin)
+    hair_line = head_c[0] + (8 * u if q.view == "back" else -2 * u)
     _paint(img, head * (yy < hair_line), p.hair)
 
 

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import torch
 
-from dualref.utils.errors import UserError
+from ..utils.errors import UserError
 
 _CHUNK_ELEMENTS = 1 << 22  # ~16 MB of float32 per block of queries
 _SINGLE_SHOT_REPEATS = 10  # as in open-reid's CUHK03 protocol

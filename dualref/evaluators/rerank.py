@@ -16,7 +16,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from dualref.clustering.kreciprocal import BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
+from ..clustering.kreciprocal import BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs
 
 logger = logging.getLogger(__name__)
 

@@ -168,8 +168,8 @@ def plan_groups(group_size: int, per_device_batch: int) -> int:
     if group_size <= 0 or per_device_batch >= group_size:
         return 1
     if group_size % per_device_batch:
-        from ..utils.errors import UserError
+        from ..utils.errors import ParamError
 
-        raise UserError(f"--bn-group-size {group_size} is not a multiple of the per-process "
-                        f"batch {per_device_batch}; choose a group size that is")
+        raise ParamError("bn_group_size", group_size, "not a multiple of the per-process "
+                         f"batch {per_device_batch}; choose a group size that is")
     return group_size // per_device_batch

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .errors import UserError
+from .errors import ParamError, check
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise UserError(f"--device: cannot parse {name!r} (expected auto, cpu, cuda or cuda:N)") from err
+        raise ParamError("device", name, "cannot parse it (expected auto, cpu, cuda or "
+                         "cuda:N)") from err
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name}: no CUDA GPU is available on this machine (use --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) visible")
+        check(torch.cuda.is_available(), "device", name,
+              "no CUDA GPU is available on this machine (use --device cpu)")
+        check(device.index is None or device.index < torch.cuda.device_count(), "device", name,
+              f"only {torch.cuda.device_count()} GPU(s) visible")
     return device
 
 

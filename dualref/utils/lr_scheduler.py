@@ -5,7 +5,7 @@ from typing import Sequence
 import torch
 from torch.optim import Optimizer
 
-from dualref.utils.errors import UserError
+from .errors import check
 
 # torch >= 2.0 exposes the public base class; older releases only the private one.
 _Base = getattr(torch.optim.lr_scheduler, "LRScheduler", None) or torch.optim.lr_scheduler._LRScheduler
@@ -31,17 +31,11 @@ def lr_factor(epoch: int, milestones: Sequence[int], gamma: float = 0.1, warmup_
     return warm * gamma ** bisect_right(list(milestones), epoch)
 
 
-def lr_at_epoch(epoch: int, base_lr: float, milestones: Sequence[int], gamma: float = 0.1,
-                warmup_factor: float = 0.01, warmup_iters: int = 10, warmup_method: str = "linear") -> float:
-    """Learning rate when the scheduler's ``last_epoch`` equals ``epoch`` (pure function of the schedule)."""
-    return base_lr * lr_factor(epoch, milestones, gamma, warmup_factor, warmup_iters, warmup_method)
-
-
 class WarmupMultiStepLR(_Base):
-    """Warm-up then x ``gamma`` at each milestone; ``lr = lr_at_epoch(last_epoch, base_lr, ...)``.
+    """Warm-up then x ``gamma`` at each milestone; ``lr = base_lr * lr_factor(last_epoch, ...)``.
 
     The authors call ``step()`` at the *start* of every epoch, so 0-based
-    epoch e trains with ``lr_at_epoch(e + 1)``: 0.109x in the first epoch,
+    epoch e trains with ``lr_factor(e + 1)``: 0.109x in the first epoch,
     the full rate from epoch index 9, x0.1 from index 39 with milestones
     (40, 70). Call it the same way to reproduce their schedule.
     """
@@ -50,12 +44,10 @@ class WarmupMultiStepLR(_Base):
                  warmup_factor: float = 0.01, warmup_iters: int = 10, warmup_method: str = "linear",
                  last_epoch: int = -1) -> None:
         milestones = [int(m) for m in milestones]
-        if milestones != sorted(milestones):
-            raise UserError(f"--milestones {' '.join(map(str, milestones))} must be increasing")
-        if warmup_method not in WARMUP_METHODS:
-            raise UserError(f"warmup method {warmup_method!r} is not one of {', '.join(WARMUP_METHODS)}")
-        if warmup_iters < 0:
-            raise UserError(f"--warmup-step {warmup_iters} must be >= 0")
+        check(milestones == sorted(milestones), "milestones", milestones, "must be increasing")
+        check(warmup_method in WARMUP_METHODS, "warmup_method", warmup_method,
+              f"expected one of {', '.join(WARMUP_METHODS)}")
+        check(warmup_iters >= 0, "warmup_step", warmup_iters, "must be >= 0")
         self.milestones = milestones
         self.gamma = gamma
         self.warmup_factor = warmup_factor
