@@ -67,6 +67,9 @@ def read_ours(folder: str) -> List[Dict]:
 _ORIG = {  # the lines the original's drivers print (plus the measurement copy's PATCHLOG lines)
     "clusters": re.compile(r"Clustered into (\d+) classes"),
     "outliers": re.compile(r"PATCHLOG outliers (\d+) eps ([0-9.]+)"),
+    # the later measurement copy prints eps once and outliers with the clusters
+    "eps": re.compile(r"PATCHLOG eps ([0-9.]+)"),
+    "clusters_outliers": re.compile(r"PATCHLOG clusters \d+ outliers (\d+)"),
     "dbscan": re.compile(r"PATCHLOG dbscan P [0-9.]+ R [0-9.]+ F ([0-9.]+)"),
     "refined": re.compile(r"PATCHLOG refined P [0-9.]+ R [0-9.]+ F ([0-9.]+)"),
     "mAP": re.compile(r"Mean AP:\s+([0-9.]+)%"),  # each epoch's evaluation, then the best model's
@@ -76,6 +79,7 @@ _ORIG = {  # the lines the original's drivers print (plus the measurement copy's
 def read_original(folder: str) -> List[Dict]:
     rows: List[Dict] = []
     cur: Dict = {}
+    eps = None
     # its log.txt, or its console output saved next to the folder as <folder>.out
     paths = [p for p in (os.path.join(folder, "log.txt"), folder.rstrip("/") + ".out")
              if os.path.exists(p) and os.path.getsize(p) > 0]
@@ -83,8 +87,14 @@ def read_original(folder: str) -> List[Dict]:
         raise OSError(f"{folder}: no log.txt or .out file")
     with open(paths[0]) as f:
         for line in f:
-            if m := _ORIG["clusters"].search(line):
-                cur = {"epoch": len(rows), "clusters": int(m.group(1))}
+            if m := _ORIG["eps"].search(line):
+                eps = float(m.group(1))
+            elif m := _ORIG["clusters_outliers"].search(line):  # printed before "Clustered into"
+                cur = {"epoch": len(rows), "outliers": int(m.group(1)), "eps": eps}
+            elif m := _ORIG["clusters"].search(line):
+                if not cur or "clusters" in cur or "mAP" in cur:
+                    cur = {"epoch": len(rows), "eps": eps} if eps is not None else {"epoch": len(rows)}
+                cur["clusters"] = int(m.group(1))
             elif m := _ORIG["outliers"].search(line):
                 cur.update(outliers=int(m.group(1)), eps=float(m.group(2)))
             elif m := _ORIG["dbscan"].search(line):

@@ -3,7 +3,7 @@ import argparse
 import dataclasses
 from typing import Any, Dict, Optional, Type, TypeVar
 
-from ..utils.fields import GROUPS, option_default
+from ..utils.fields import GROUPS, RUNTIME, option_default
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ def build_parser(cls: type, description: str, prog: Optional[str] = None
     extra = {**{name: COMPAT[name] for name in getattr(cls, "COMPAT", ())}, **CLI_ONLY}
     for name, spec in extra.items():
         spec = dict(spec)
-        groups["runtime"].add_argument(*spec.pop("flags"), dest=name, **spec)
+        groups[RUNTIME].add_argument(*spec.pop("flags"), dest=name, **spec)
     return parser
 
 
