@@ -83,6 +83,16 @@ def test_matches_dense_definition_on_clustered_features(k2):
     np.testing.assert_array_equal(got.diagonal(), 0.0)
 
 
+def test_many_row_blocks_match_the_definition_and_one_block(monkeypatch):
+    """Small blocks: the sum of minima runs in many row blocks, each with its own column offset."""
+    from dualref.clustering import kreciprocal
+    feats = clustered(300, seed=5)
+    whole = compute_jaccard_dist(torch.tensor(feats, dtype=torch.float32))
+    monkeypatch.setattr(kreciprocal, "BLOCK_ELEMS", 300 * 7)  # 7 rows a block, 43 blocks
+    got, _ = check(feats)
+    assert (got != whole).nnz == 0 and np.array_equal(got.indices, whole.indices)
+
+
 def test_mixing_with_source_term():
     feats = clustered(200, seed=3)
     source = clustered(50, seed=4) + 0.5

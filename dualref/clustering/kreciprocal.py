@@ -245,10 +245,13 @@ def min_sum_pairs(a: SparseRows, b: SparseRows, upper: bool = False
         offs = torch.arange(ent.numel(), device=dev) - torch.repeat_interleave(ln.cumsum(0) - ln, ln)
         pos = start[ent] + offs
         mins = torch.minimum(a.val[ent], csc_val[pos])
-        key = (a_rows[ent] - r0) * nb + csc_rows[pos]
-        acc = torch.zeros((r1 - r0) * nb, dtype=a.val.dtype, device=dev).index_add_(0, key, mins)
+        # with ``upper`` every partner j is >= r0: accumulate only columns r0.. (fewer to clear and scan)
+        c0 = r0 if upper else 0
+        width = nb - c0
+        key = (a_rows[ent] - r0) * width + (csc_rows[pos] - c0)
+        acc = torch.zeros((r1 - r0) * width, dtype=a.val.dtype, device=dev).index_add_(0, key, mins)
         hit = acc.nonzero().squeeze(1)  # minima are > 0, so a stored sum means shared support
-        yield hit // nb + r0, hit % nb, acc[hit]
+        yield hit // width + r0, hit % width + c0, acc[hit]
 
 
 def k_reciprocal_vectors(dist: RankingDistance, k1: int, k2: int, cache: int = 64,
