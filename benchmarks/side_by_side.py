@@ -90,10 +90,10 @@ def read_original(folder: str) -> List[Dict]:
             if m := _ORIG["eps"].search(line):
                 eps = float(m.group(1))
             elif m := _ORIG["clusters_outliers"].search(line):  # printed before "Clustered into"
-                cur = {"epoch": len(rows), "outliers": int(m.group(1)), "eps": eps}
+                cur = {"epoch": len(rows), "eps": eps, "outliers": int(m.group(1))}
             elif m := _ORIG["clusters"].search(line):
-                if not cur or "clusters" in cur or "mAP" in cur:
-                    cur = {"epoch": len(rows), "eps": eps} if eps is not None else {"epoch": len(rows)}
+                if not cur or "clusters" in cur or "mAP" in cur:  # the earlier copy: a new epoch
+                    cur = {"epoch": len(rows), "eps": eps}
                 cur["clusters"] = int(m.group(1))
             elif m := _ORIG["outliers"].search(line):
                 cur.update(outliers=int(m.group(1)), eps=float(m.group(2)))
