@@ -296,11 +296,38 @@ def test_pseudo_labels_derive_eps_with_the_source_term_of_omitted_pairs():
                - want) > 1e-3  # counting them at 1 would differ
 
 
-def test_positions_equal_arange_plus_repeat():
-    from dualref.clustering.jaccard import _positions
+def test_symmetric_csr_mirrors_the_upper_triangle_and_keeps_zeros():
+    from dualref.clustering.jaccard import _symmetric_csr
     rng = np.random.default_rng(0)
-    for _ in range(300):  # empty rows, empty input, negative shifts
-        n = int(rng.integers(0, 20))
-        shift, counts = rng.integers(-50, 50, n), rng.integers(0, 4, n)
-        np.testing.assert_array_equal(_positions(shift, counts),
-                                      np.arange(counts.sum()) + np.repeat(shift, counts))
+    for _ in range(200):  # empty rows, missing diagonals, explicit zeros, empty input
+        n = int(rng.integers(1, 12))
+        iu = np.triu_indices(n)
+        keep = rng.random(iu[0].size) < rng.random()
+        i, j = iu[0][keep].astype(np.int32), iu[1][keep].astype(np.int32)
+        d = np.where(rng.random(i.size) < 0.3, 0, rng.random(i.size)).astype(np.float32)
+        got = _symmetric_csr(i, j, d, n)
+        stored = {}
+        for a, b, v in zip(i.tolist(), j.tolist(), d.tolist()):
+            stored[a, b] = stored[b, a] = v
+        rows = np.repeat(np.arange(n), np.diff(got.indptr))
+        assert dict(zip(zip(rows.tolist(), got.indices.tolist()), got.data.tolist())) == stored
+        assert got.nnz == len(stored)
+        assert all((np.diff(got.indices[a:b]) > 0).all() for a, b in zip(got.indptr[:-1], got.indptr[1:]))
+
+
+def test_rows_whose_neighbours_crowd_one_tile_are_ranked_exactly(monkeypatch):
+    # Groups of 60 consecutive near-identical images: a row's first 80 ranks lie
+    # mostly in one tile, beyond the few candidates a tile offers each row, so
+    # those rows must be found and ranked from their full rows.
+    from dualref.clustering import jaccard
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(5, 8, generator=g)
+    x = torch.nn.functional.normalize(centres.repeat_interleave(60, 0) + 0.05 * torch.randn(300, 8, generator=g),
+                                      dim=1)
+    monkeypatch.setattr(jaccard, "BLOCK_ELEMS", 96 ** 2)  # tiles of 96 columns, 4 per row
+    dist = jaccard.FeatureDistance(x)
+    vals, idx = dist.first_ranks(64)
+    want_vals, want_idx, _ = full_row_ranks(x, 64)
+    assert dist.full_rows > 100
+    torch.testing.assert_close(vals, want_vals, rtol=1e-5, atol=1e-6)
+    assert (idx == want_idx).float().mean() > 0.999

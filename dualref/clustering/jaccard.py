@@ -21,14 +21,17 @@ import torch
 import torch.nn.functional as F
 
 from .dbscan import Fill, PairFill
-from .kreciprocal import BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs, sort_candidates
+from .kreciprocal import BLOCK_ELEMS, k_reciprocal_vectors, min_sum_pairs, smallest_k, sort_candidates
 
 logger = logging.getLogger(__name__)
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
-# product tiles of sqrt(BLOCK_ELEMS) / this per side: small tiles waste less on the diagonal
-_TILE_SHRINK = 2
+# product tiles of sqrt(BLOCK_ELEMS) / this per side (2048): smaller tiles waste less on the
+# diagonal but offer each row fewer candidates per tile (more rows ranked from full rows)
+_TILE_SHRINK = 1
+# torch's CPU topk takes a partial sort (cheap) when k * 64 <= the row length, else a full selection
+_PARTIAL_SORT = 64
 
 
 def _as_tensor(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
@@ -62,6 +65,7 @@ class FeatureDistance:
         self.size = x.shape[0]
         self.rep = duplicate_representatives(x)
         self.row_max = torch.ones(self.size, device=x.device)
+        self.full_rows = 0
 
     def _sims(self, start: int, stop: int) -> torch.Tensor:
         if self.rep is None:
@@ -92,7 +96,12 @@ class FeatureDistance:
         to its rows and, transposed, to its columns. A running top
         ``width + margin`` per row and the row's smallest cosine (whose
         distance is the row maximum, the map being monotone) are all that
-        is kept. The candidates' distances are then computed as :meth:`rows`
+        is kept. With many column tiles a tile offers each row only its
+        first ``per_tile`` cosines (twice the row's fair share at least,
+        and few enough for ``topk``'s cheap partial-sort path); the largest
+        cosine a tile left out of a row is remembered, and a row whose
+        final candidates do not all reach it is ranked from its full row.
+        The candidates' distances are then computed as :meth:`rows`
         computes them and ranked by (distance, index); a row whose tie group
         may reach past its candidates is ranked again from its full row.
         None (use :meth:`rows`) with exact duplicates, or when full rows are
@@ -107,14 +116,20 @@ class FeatureDistance:
         best = torch.full((n, w), -float("inf"), device=x.device)
         best_idx = torch.zeros((n, w), dtype=torch.long, device=x.device)
         low = torch.full((n,), float("inf"), device=x.device)
+        cut = torch.full((n,), -float("inf"), device=x.device)  # largest cosine a tile left out
+        tiles = -(-n // tile)
+        share = 2 * -(-w // tiles)
 
         def merge(r0: int, sims: torch.Tensor, c0: int) -> None:
             r1 = r0 + sims.shape[0]
             low[r0:r1] = torch.minimum(low[r0:r1], sims.amin(1))
-            vals, idx = sims.topk(min(w, sims.shape[1]), dim=1)
+            per_tile = min(w, max(share, sims.shape[1] // _PARTIAL_SORT), sims.shape[1])
+            vals, idx = sims.topk(per_tile, dim=1, sorted=False)
+            if per_tile < min(w, sims.shape[1]):  # what the tile left out is <= its smallest kept
+                cut[r0:r1] = torch.maximum(cut[r0:r1], vals.amin(1))
             vals = torch.cat([best[r0:r1], vals], dim=1)
             idx = torch.cat([best_idx[r0:r1], idx + c0], dim=1)
-            vals, order = vals.topk(w, dim=1)
+            vals, order = vals.topk(w, dim=1, sorted=False)
             best[r0:r1], best_idx[r0:r1] = vals, idx.gather(1, order)
 
         for a0 in range(0, n, tile):
@@ -130,12 +145,18 @@ class FeatureDistance:
         self.row_max = top
         d = (2 - 2 * best).clamp_(min=0) / top[:, None]
         vals, idx, unsure = sort_candidates(d, best_idx, k)
+        # a row is exact when every cosine a tile left out is <= each of its candidates
+        # (equality is fine: sort_candidates finds the ties that reach the k-th rank)
+        missed = (cut > best.amin(1)).nonzero().squeeze(1)
+        if missed.numel():
+            unsure = torch.unique(torch.cat([unsure, missed]))
+            logger.debug("%d rows ranked from their full rows (candidates left in a tile)", missed.numel())
+        self.full_rows = unsure.numel()  # rows ranked from their full row (ties, tiles' cut)
         for s in range(0, unsure.numel(), max(1, BLOCK_ELEMS // n)):
             rows = unsure[s:s + max(1, BLOCK_ELEMS // n)]
             full = (2 - 2 * (x[rows] @ x.T)).clamp_(min=0)
             full[torch.arange(rows.numel(), device=x.device), rows] = 0
-            full_vals, full_idx = torch.sort(full / top[rows, None], dim=1, stable=True)
-            vals[rows], idx[rows] = full_vals[:, :k], full_idx[:, :k]
+            vals[rows], idx[rows] = smallest_k(full / top[rows, None], k, margin)
         return vals, idx
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
@@ -162,35 +183,18 @@ def source_term(features: ArrayLike, source_features: ArrayLike,
     return term / top if top > 0 else term
 
 
-def _positions(shift: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """np.arange(counts.sum()) + np.repeat(shift, counts) (int64), as one cumulative sum."""
-    out = np.ones(int(counts.sum()), dtype=np.int64)
-    if out.size:
-        filled = counts > 0
-        out[(np.cumsum(counts) - counts)[filled]] += np.diff(shift[filled].astype(np.int64),
-                                                             prepend=0)
-        out[0] -= 1
-    return np.cumsum(out, out=out)
-
-
 def _symmetric_csr(i: np.ndarray, j: np.ndarray, d: np.ndarray, n: int) -> sp.csr_matrix:
-    """Full CSR (explicit zeros kept) from the upper triangle (i <= j) sorted by (i, j)."""
-    up_cnt = np.bincount(i, minlength=n)
+    """Full CSR (explicit zeros kept) from the upper triangle (i <= j) sorted by (i, j).
+
+    One counting sort by row: the mirrored entries (j, i) come first in the
+    input and, the pairs being sorted by i, in increasing column order within
+    each row, so every row is sorted (lower part, then upper part) as it is built.
+    """
     strict = i != j
-    lower = sp.csr_matrix((d[strict], j[strict], np.r_[0, np.cumsum(np.bincount(i[strict], minlength=n))]),
-                          shape=(n, n)).T.tocsr()  # transpose keeps explicit zeros, sorted
-    lo_cnt = np.diff(lower.indptr)
-    indptr = np.r_[0, np.cumsum(lo_cnt + up_cnt)].astype(np.int64)
-    data = np.empty(indptr[-1], dtype=d.dtype)
-    cols = np.empty(indptr[-1], dtype=np.int32)
-    # in row r the lower entries (columns < r) come first, then the upper ones
-    lo_dst = _positions(indptr[:-1] - lower.indptr[:-1], lo_cnt)
-    up_dst = _positions(indptr[:-1] + lo_cnt - np.r_[0, np.cumsum(up_cnt)[:-1]], up_cnt)
-    data[lo_dst], cols[lo_dst] = lower.data, lower.indices
-    data[up_dst], cols[up_dst] = d, j
-    if indptr[-1] < np.iinfo(np.int32).max:
-        indptr = indptr.astype(np.int32)
-    return sp.csr_matrix((data, cols, indptr), shape=(n, n))
+    rows = np.concatenate([j[strict], i])
+    cols = np.concatenate([i[strict], j])
+    vals = np.concatenate([d[strict], d])
+    return sp.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
 
 
 def compute_jaccard_dist(features: ArrayLike, k1: int = 20, k2: int = 6, lambda_value: float = 0.0,
