@@ -100,3 +100,20 @@ def test_checkpoint_of_another_architecture_is_refused(synthetic_root, random_ch
                  "-a", "resnet34", "--quiet"])
     assert proc.returncode == 2
     assert "not a checkpoint of this architecture" in proc.stderr and "--arch" in proc.stderr
+
+
+def test_gpu_rows_script_fills_every_row_in_a_quick_cpu_run(tmp_path):
+    # The prepared script for a lent GPU, run small on the CPU: every step must
+    # write its records (throughput, pseudo-label stage, a torchrun stage 1).
+    out = tmp_path / "rows"
+    proc = subprocess.run(["sh", "benchmarks/gpu_rows.sh", str(out)], cwd=REPO, capture_output=True,
+                          text=True, env=dict(os.environ, QUICK="1", DEVICE="cpu", OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAILED" not in proc.stdout
+    throughput = json.loads((out / "throughput.json").read_text())
+    assert {r["amp"] for r in throughput} >= {"fp32"} and all(r["train_images_per_s"] > 0 for r in throughput)
+    stage = json.loads((out / "pseudo_labels.json").read_text())
+    assert stage[0]["n"] == 2000 and stage[0]["refine_agreement"] == 1.0
+    results = json.loads((out / "torchrun" / "logs" / "results.json").read_text())
+    assert 0 <= results["direct_transfer"]["mAP"] <= 1
+    assert not (out / "torchrun" / "data").exists()
