@@ -13,6 +13,7 @@ pairs for an eps quantile) can rebuild it from :func:`source_term`.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Optional, Union
 
 import numpy as np
@@ -27,9 +28,8 @@ logger = logging.getLogger(__name__)
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
 
-# product tiles of sqrt(BLOCK_ELEMS) / this per side (2048): smaller tiles waste less on the
-# diagonal but offer each row fewer candidates per tile (more rows ranked from full rows)
-_TILE_SHRINK = 1
+# Product tiles are sqrt(BLOCK_ELEMS) per side (2048): smaller tiles waste less on the
+# diagonal but offer each row fewer candidates per tile (more rows ranked from full rows).
 # torch's CPU topk takes a partial sort (cheap) when k * 64 <= the row length, else a full selection
 _PARTIAL_SORT = 64
 
@@ -112,7 +112,7 @@ class FeatureDistance:
         if self.rep is not None or w >= n:
             return None
         x = self.x
-        tile = max(w, int(BLOCK_ELEMS ** 0.5) // _TILE_SHRINK)
+        tile = max(w, math.isqrt(BLOCK_ELEMS))
         best = torch.full((n, w), -float("inf"), device=x.device)
         best_idx = torch.zeros((n, w), dtype=torch.long, device=x.device)
         low = torch.full((n,), float("inf"), device=x.device)
