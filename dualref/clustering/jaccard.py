@@ -32,11 +32,47 @@ ArrayLike = Union[torch.Tensor, np.ndarray]
 # diagonal but offer each row fewer candidates per tile (more rows ranked from full rows).
 # torch's CPU topk takes a partial sort (cheap) when k * 64 <= the row length, else a full selection
 _PARTIAL_SORT = 64
+# Rows already this close to length 1 are used as given (see unit_rows)
+_UNIT_TOL = 1e-5
+# Products with fewer rows or columns take another BLAS path (see gram); pairs go in chunks
+_MIN_GEMM = 16
+_PAIR_CHUNK = 32
 
 
 def _as_tensor(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     return F.normalize(x.to(device=device, dtype=torch.float32), dim=1)
+
+
+def unit_rows(x: ArrayLike, device: Optional[torch.device] = None) -> torch.Tensor:
+    """float32 features with rows of length 1, taken as given when they already are.
+
+    The model's eval-mode features are L2-normalised already (to float32
+    rounding); normalising them again would move their last bits away from
+    the numbers the reference computes its distances from. Rows further
+    than ``_UNIT_TOL`` from length 1 are normalised.
+    """
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    x = x.to(device=device, dtype=torch.float32)
+    if x.numel() and bool(((x.norm(dim=1) - 1).abs() <= _UNIT_TOL).all()):
+        return x.contiguous()
+    return F.normalize(x, dim=1)
+
+
+def gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b.T with every entry as the full product X @ X.T computes it.
+
+    BLAS kernels accumulate an entry in the same order whatever the block,
+    except for tiny blocks (on MKL, fewer than 12 rows or columns take
+    another path): those are padded with zero rows to ``_MIN_GEMM``.
+    """
+    m, n = a.shape[0], b.shape[0]
+    if m < _MIN_GEMM:
+        a = torch.cat([a, a.new_zeros(_MIN_GEMM - m, a.shape[1])])
+    if n < _MIN_GEMM:
+        b = torch.cat([b, b.new_zeros(_MIN_GEMM - n, b.shape[1])])
+    out = a @ b.T
+    return out if out.shape == (m, n) else out[:m, :n]
 
 
 def duplicate_representatives(x: torch.Tensor) -> Optional[torch.Tensor]:
@@ -58,32 +94,43 @@ def duplicate_representatives(x: torch.Tensor) -> Optional[torch.Tensor]:
 
 
 class FeatureDistance:
-    """Ranking distance 2 - 2cos of L2-normalised features, each row divided by its own max."""
+    """Ranking distance of unit features, computed as the reference computes it, in float32.
+
+    d(i, j) = (2|x_j|^2 - 2 x_j.x_i) / max_j' (2|x_j'|^2 - 2 x_j'.x_i): 2 - 2cos
+    with the squared norms as float32 leaves them, the products as one
+    X @ X^T leaves them (:func:`gram`), nothing clipped and the diagonal as
+    computed (a few 1e-7 off 0), each row divided by its own maximum.
+    Mathematically this is SPEC's 2 - 2cos divided by the row maximum; in
+    float32 it gives the reference's numbers bit for bit, which decides the
+    rounding residue of near-identical k-reciprocal vectors (and so eps).
+    """
 
     def __init__(self, x: torch.Tensor):
         self.x = x
         self.size = x.shape[0]
+        self.sq = torch.pow(x, 2).sum(dim=1) * 2  # the reference's expression, its rounding
         self.rep = duplicate_representatives(x)
         self.row_max = torch.ones(self.size, device=x.device)
         self.full_rows = 0
 
-    def _sims(self, start: int, stop: int) -> torch.Tensor:
+    def _raw(self, rows: torch.Tensor) -> torch.Tensor:
+        """2|x_j|^2 - 2 x_i.x_j of the given rows against every column (not yet divided)."""
         if self.rep is None:
-            return self.x[start:stop] @ self.x.T
+            return self.sq[None, :] - 2 * gram(self.x[rows], self.x)
         # exact duplicates must tie exactly: give them literally the same numbers
-        uniq, inv = torch.unique(self.rep[start:stop], return_inverse=True)
-        return (self.x[uniq] @ self.x.T)[inv][:, self.rep]
+        uniq, inv = torch.unique(self.rep[rows], return_inverse=True)
+        return self.sq[None, :] - 2 * gram(self.x[uniq], self.x)[inv][:, self.rep]
+
+    @staticmethod
+    def _top(raw_max: torch.Tensor) -> torch.Tensor:
+        top = raw_max.clone()
+        top[top <= 0] = 1  # all rows identical: keep the values instead of dividing by ~0
+        return top
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
         """Normalised distances of rows start..stop-1; records their row maxima."""
-        d = (2 - 2 * self._sims(start, stop)).clamp_(min=0)
-        local = torch.arange(stop - start, device=d.device)
-        if self.rep is None:
-            d[local, local + start] = 0
-        else:
-            d[self.rep[start:stop, None] == self.rep[None, :]] = 0
-        top = d.amax(1)
-        top[top == 0] = 1  # all rows identical: keep zeros instead of 0/0
+        d = self._raw(torch.arange(start, stop, device=self.x.device))
+        top = self._top(d.amax(1))
         self.row_max[start:stop] = top
         return d / top[:, None]
 
@@ -92,83 +139,74 @@ class FeatureDistance:
         """(distances, indices) of the first ``width`` ranks of every row, from symmetric tiles.
 
         The product X X^T is symmetric, so only its tiles on and above the
-        diagonal are computed: each tile gives candidates (largest cosines)
-        to its rows and, transposed, to its columns. A running top
-        ``width + margin`` per row and the row's smallest cosine (whose
-        distance is the row maximum, the map being monotone) are all that
-        is kept. With many column tiles a tile offers each row only its
-        first ``per_tile`` cosines (twice the row's fair share at least,
-        and few enough for ``topk``'s cheap partial-sort path); the largest
-        cosine a tile left out of a row is remembered, and a row whose
-        final candidates do not all reach it is ranked from its full row.
-        The candidates' distances are then computed as :meth:`rows`
-        computes them and ranked by (distance, index); a row whose tie group
-        may reach past its candidates is ranked again from its full row.
-        None (use :meth:`rows`) with exact duplicates, or when full rows are
-        as small as the candidates.
+        diagonal are computed: each tile gives candidates (smallest
+        distances) to its rows and, transposed, to its columns. A running
+        top ``width + margin`` per row and the row's largest distance (its
+        divisor) are all that is kept. With many column tiles a tile offers
+        each row only its first ``per_tile`` distances (twice the row's fair
+        share at least, and few enough for ``topk``'s cheap partial-sort
+        path); the smallest distance a tile left out of a row is remembered,
+        and a row whose final candidates do not all stay below it is ranked
+        from its full row. The candidates are divided by the row maximum and
+        ranked by (distance, index); a row whose tie group may reach past its
+        candidates is ranked again from its full row. None (use :meth:`rows`)
+        with exact duplicates, or when full rows are as small as the candidates.
         """
         n, k = self.size, min(width, self.size)
         w = k + margin
         if self.rep is not None or w >= n:
             return None
-        x = self.x
+        x, sq = self.x, self.sq
         tile = max(w, math.isqrt(BLOCK_ELEMS))
-        best = torch.full((n, w), -float("inf"), device=x.device)
+        best = torch.full((n, w), float("inf"), device=x.device)
         best_idx = torch.zeros((n, w), dtype=torch.long, device=x.device)
-        low = torch.full((n,), float("inf"), device=x.device)
-        cut = torch.full((n,), -float("inf"), device=x.device)  # largest cosine a tile left out
+        high = torch.full((n,), -float("inf"), device=x.device)
+        cut = torch.full((n,), float("inf"), device=x.device)  # smallest distance a tile left out
         tiles = -(-n // tile)
         share = 2 * -(-w // tiles)
 
-        def merge(r0: int, sims: torch.Tensor, c0: int) -> None:
-            r1 = r0 + sims.shape[0]
-            low[r0:r1] = torch.minimum(low[r0:r1], sims.amin(1))
-            per_tile = min(w, max(share, sims.shape[1] // _PARTIAL_SORT), sims.shape[1])
-            vals, idx = sims.topk(per_tile, dim=1, sorted=False)
-            if per_tile < min(w, sims.shape[1]):  # what the tile left out is <= its smallest kept
-                cut[r0:r1] = torch.maximum(cut[r0:r1], vals.amin(1))
+        def merge(r0: int, dist: torch.Tensor, c0: int) -> None:
+            r1 = r0 + dist.shape[0]
+            high[r0:r1] = torch.maximum(high[r0:r1], dist.amax(1))
+            per_tile = min(w, max(share, dist.shape[1] // _PARTIAL_SORT), dist.shape[1])
+            vals, idx = dist.topk(per_tile, dim=1, largest=False, sorted=False)
+            if per_tile < min(w, dist.shape[1]):  # what the tile left out is >= its largest kept
+                cut[r0:r1] = torch.minimum(cut[r0:r1], vals.amax(1))
             vals = torch.cat([best[r0:r1], vals], dim=1)
             idx = torch.cat([best_idx[r0:r1], idx + c0], dim=1)
-            vals, order = vals.topk(w, dim=1, sorted=False)
+            vals, order = vals.topk(w, dim=1, largest=False, sorted=False)
             best[r0:r1], best_idx[r0:r1] = vals, idx.gather(1, order)
 
         for a0 in range(0, n, tile):
+            a1 = min(n, a0 + tile)
             for b0 in range(a0, n, tile):
-                sims = x[a0:a0 + tile] @ x[b0:b0 + tile].T
-                if a0 == b0:
-                    sims.fill_diagonal_(float("inf"))  # itself: distance 0, never the row max
-                merge(a0, sims, b0)
+                b1 = min(n, b0 + tile)
+                g2 = 2 * gram(x[a0:a1], x[b0:b1])
+                merge(a0, sq[None, b0:b1] - g2, b0)
                 if b0 != a0:
-                    merge(b0, sims.T.contiguous(), a0)
-        top = (2 - 2 * low).clamp_(min=0)
-        top[top == 0] = 1
+                    merge(b0, (sq[a0:a1, None] - g2).T.contiguous(), a0)
+        top = self._top(high)
         self.row_max = top
-        d = (2 - 2 * best).clamp_(min=0) / top[:, None]
-        vals, idx, unsure = sort_candidates(d, best_idx, k)
-        # a row is exact when every cosine a tile left out is <= each of its candidates
+        vals, idx, unsure = sort_candidates(best / top[:, None], best_idx, k)
+        # a row is exact when every distance a tile left out is >= each of its candidates
         # (equality is fine: sort_candidates finds the ties that reach the k-th rank)
-        missed = (cut > best.amin(1)).nonzero().squeeze(1)
+        missed = (best.amax(1) > cut).nonzero().squeeze(1)
         if missed.numel():
             unsure = torch.unique(torch.cat([unsure, missed]))
             logger.debug("%d rows ranked from their full rows (candidates left in a tile)", missed.numel())
         self.full_rows = unsure.numel()  # rows ranked from their full row (ties, tiles' cut)
         for s in range(0, unsure.numel(), max(1, BLOCK_ELEMS // n)):
             rows = unsure[s:s + max(1, BLOCK_ELEMS // n)]
-            full = (2 - 2 * (x[rows] @ x.T)).clamp_(min=0)
-            full[torch.arange(rows.numel(), device=x.device), rows] = 0
-            vals[rows], idx[rows] = smallest_k(full / top[rows, None], k, margin)
+            vals[rows], idx[rows] = smallest_k(self._raw(rows) / top[rows, None], k, margin)
         return vals, idx
 
     def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """Normalised distance of each pair (i[t], j[t])."""
+        """Normalised distance of each pair (i[t], j[t]), from products as :func:`gram` makes them."""
         ri, rj = (i, j) if self.rep is None else (self.rep[i], self.rep[j])
-        out = torch.empty(i.numel(), device=self.x.device)
-        chunk = max(1, BLOCK_ELEMS // self.x.shape[1])
-        for s in range(0, i.numel(), chunk):
-            dots = (self.x[ri[s:s + chunk]] * self.x[rj[s:s + chunk]]).sum(1)
-            out[s:s + chunk] = (2 - 2 * dots).clamp_(min=0)
-        out[ri == rj] = 0
-        return out / self.row_max[i]
+        dots = torch.empty(i.numel(), device=self.x.device)
+        for s in range(0, i.numel(), _PAIR_CHUNK):  # the diagonal of small products
+            dots[s:s + _PAIR_CHUNK] = gram(self.x[ri[s:s + _PAIR_CHUNK]], self.x[rj[s:s + _PAIR_CHUNK]]).diagonal()
+        return (self.sq[j] - 2 * dots) / self.row_max[i]
 
 
 def source_term(features: ArrayLike, source_features: ArrayLike,
@@ -210,7 +248,7 @@ def compute_jaccard_dist(features: ArrayLike, k1: int = 20, k2: int = 6, lambda_
     """
     if lambda_value > 0 and source_features is None:
         raise ValueError("lambda_value > 0 needs source_features")
-    x = _as_tensor(features, device)
+    x = unit_rows(features, device)
     n = x.shape[0]
     v, _ = k_reciprocal_vectors(FeatureDistance(x), k1, k2, verbose=verbose)
     src = source_term(x, source_features, x.device) if lambda_value > 0 else None

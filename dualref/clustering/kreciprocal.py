@@ -8,6 +8,7 @@ Ties in a ranking are broken by the lower index first.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Iterator, Protocol
@@ -188,8 +189,24 @@ def encode(dist: RankingDistance, sets: SparseRows, ranks: torch.Tensor,
         d[miss] = dist.pairs(rows[miss], sets.col[miss]).to(d.dtype)
     logger.debug("rank cache answered %d of %d weights", rows.numel() - miss.numel(), rows.numel())
     w = torch.exp(-d)
-    total = torch.zeros(sets.n_rows, dtype=w.dtype, device=w.device).index_add_(0, rows, w)
-    return SparseRows(sets.crow, sets.col, w / total[rows], sets.n_cols)
+    return SparseRows(sets.crow, sets.col, w / segment_sums(sets.crow, w)[rows], sets.n_cols)
+
+
+def segment_sums(crow: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+    """Sum of each row's entries, rounded as ``torch.sum`` of that row alone rounds it.
+
+    The reference normalises every V row by ``torch.sum`` of its weights;
+    torch's vectorised reduction adds in an order set by the row's length,
+    so rows of one length are summed together as the rows of one matrix.
+    """
+    lens = crow.diff()
+    out = torch.zeros(lens.numel(), dtype=val.dtype, device=val.device)
+    for length in torch.unique(lens).tolist():
+        if length == 0:
+            continue
+        rows = (lens == length).nonzero().squeeze(1)
+        out[rows] = val[crow[rows, None] + torch.arange(length, device=val.device)].sum(1)
+    return out
 
 
 def query_expansion(v: SparseRows, ranks: torch.Tensor, k2: int) -> SparseRows:
@@ -204,9 +221,61 @@ def query_expansion(v: SparseRows, ranks: torch.Tensor, k2: int) -> SparseRows:
     starts = torch.repeat_interleave(v.crow[:-1][src] - (lens.cumsum(0) - lens), lens)
     pos = starts + torch.arange(int(lens.sum()), device=src.device)
     keys, inv = torch.unique(dest_row * n_cols + v.col[pos], sorted=True, return_inverse=True)
-    val = torch.zeros(keys.numel(), dtype=v.val.dtype, device=keys.device).index_add_(0, inv, v.val[pos])
+    terms = v.val[pos]
+    # index_add_ adds each entry's k2 terms one after the other, in rank order: the
+    # order of torch's dense sum over the k2 rows (the reference's) for most columns
+    val = torch.zeros(keys.numel(), dtype=v.val.dtype, device=keys.device).index_add_(0, inv, terms)
+    lanes = dense_sum_lanes(n_cols, k2).to(keys.device)[v.col[pos]]
+    if bool(lanes.any()):  # the columns torch adds in four lanes: rebuild those entries' sums
+        rank = torch.arange(k2, device=src.device).repeat(n).repeat_interleave(lens)[lanes]
+        entries, row = torch.unique(inv[lanes], return_inverse=True)
+        table = torch.zeros(entries.numel(), k2, dtype=terms.dtype, device=terms.device)
+        table[row, rank] = terms[lanes]
+        val[entries] = lane_sum(table)
     counts = torch.bincount(keys // n_cols, minlength=n)
     return SparseRows(_crow_from_counts(counts), keys % n_cols, val / k2, n_cols)
+
+
+def lane_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum over the last dim in torch's scalar reduction order (fewer than 64 terms).
+
+    Four running sums take terms 0, 4, 8, ... / 1, 5, ... / 2, ... / 3, ...;
+    the terms past the last group of four go to the first; then the four
+    are added in order.
+    """
+    k = t.shape[-1]
+    groups = k // 4
+    acc = [t.new_zeros(t.shape[:-1]) for _ in range(4)]
+    for g in range(groups):
+        for lane in range(4):
+            acc[lane] = acc[lane] + t[..., 4 * g + lane]
+    for i in range(4 * groups, k):
+        acc[0] = acc[0] + t[..., i]
+    return acc[0] + acc[1] + acc[2] + acc[3]
+
+
+@functools.lru_cache(maxsize=16)
+def dense_sum_lanes(n_cols: int, k: int) -> torch.Tensor:
+    """Columns j whose sum over dim 1 of a dense (rows, k, n_cols) CPU float32 tensor
+    torch adds in :func:`lane_sum`'s order rather than term after term.
+
+    The reference's query expansion is such a sum (``V[ranks].view(n, k2, n).sum(1)``);
+    its vectorised inner loop adds term after term, and the columns left over
+    at the end of a row take the scalar path. Which columns those are depends
+    on the CPU's vector width, so torch is asked: a small random probe of the
+    same width, each column compared with both orders. A column that matches
+    neither keeps term-after-term order.
+    """
+    if k < 2 or k >= 64:  # one term: no order; 64 or more: another scalar scheme
+        return torch.zeros(n_cols, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    probe = torch.rand(16, k, n_cols, generator=g) * torch.pow(2.0, -torch.randint(0, 13, (16, k, n_cols), generator=g).float())
+    dense = probe.sum(1)
+    terms = probe.permute(0, 2, 1)
+    seq = terms[..., 0].clone()
+    for i in range(1, k):
+        seq += terms[..., i]
+    return ((lane_sum(terms) == dense) & (seq != dense)).any(0)
 
 
 def _row_blocks(triples_per_row: torch.Tensor, max_rows: int) -> list[tuple[int, int]]:
