@@ -4,7 +4,10 @@ Shared by the pseudo-label Jaccard distance and the evaluation re-ranking.
 Nothing here builds an N x N array: ranking distances are read in row blocks
 through a :class:`RankingDistance`, the encoding vectors V are sparse rows,
 and the sum of minima is accumulated through an inverted (column) index.
-Ties in a ranking are broken by the lower index first.
+Ties in a ranking are broken by the lower index first. Sums are added in the
+order of the reference's dense torch code (:func:`segment_sums`,
+:func:`query_expansion`, :func:`min_sum_pairs`), so its float32 rounding is
+reproduced.
 """
 from __future__ import annotations
 
