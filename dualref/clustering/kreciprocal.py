@@ -65,9 +65,8 @@ class SparseRows:
         return SparseRows(self.crow[start:stop + 1] - lo, self.col[lo:hi], self.val[lo:hi], self.n_cols)
 
     def row_sums(self) -> torch.Tensor:
-        """Sum of each row."""
-        out = torch.zeros(self.n_rows, dtype=self.val.dtype, device=self.val.device)
-        return out.index_add_(0, self.row_ids(), self.val)
+        """Sum of each row (as :func:`segment_sums` rounds it)."""
+        return segment_sums(self.crow, self.val)
 
 
 def _crow_from_counts(counts: torch.Tensor) -> torch.Tensor:
