@@ -39,9 +39,13 @@ _MIN_GEMM = 16
 _PAIR_CHUNK = 32
 
 
-def _as_tensor(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
+def _float32(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    return F.normalize(x.to(device=device, dtype=torch.float32), dim=1)
+    return x.to(device=device, dtype=torch.float32)
+
+
+def _as_tensor(x: ArrayLike, device: Optional[torch.device]) -> torch.Tensor:
+    return F.normalize(_float32(x, device), dim=1)
 
 
 def unit_rows(x: ArrayLike, device: Optional[torch.device] = None) -> torch.Tensor:
@@ -52,8 +56,7 @@ def unit_rows(x: ArrayLike, device: Optional[torch.device] = None) -> torch.Tens
     the numbers the reference computes its distances from. Rows further
     than ``_UNIT_TOL`` from length 1 are normalised.
     """
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    x = x.to(device=device, dtype=torch.float32)
+    x = _float32(x, device)
     if x.numel() and bool(((x.norm(dim=1) - 1).abs() <= _UNIT_TOL).all()):
         return x.contiguous()
     return F.normalize(x, dim=1)
