@@ -23,7 +23,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from test_clustering_jaccard import reference_arithmetic_jaccard, reference_eps, tight_groups  # noqa: E402
+from test_clustering_jaccard import (dense_with_ones, reference_arithmetic_jaccard, reference_eps,  # noqa: E402
+                                    tight_groups)
 
 from dualref.clustering.dbscan import eps_from_rho  # noqa: E402
 from dualref.clustering.jaccard import compute_jaccard_dist  # noqa: E402
@@ -43,10 +44,7 @@ def measure(n: int, seed: int, orders: int) -> dict:
     t0 = time.perf_counter()
     ours = compute_jaccard_dist(x)
     t_ours = time.perf_counter() - t0
-    dense = np.ones((n, n), dtype=np.float32)
-    coo = ours.tocoo()
-    dense[coo.row, coo.col] = coo.data
-    r, o = upper(ref), upper(dense)
+    r, o = upper(ref), upper(dense_with_ones(ours))
     out = {"n": n, "seed": seed, "pairs_differing": int((r != o).sum()),
            "pairs_exact_zero": int((r == 0).sum()), "pairs_residue": int(((r > 0) & (r < 1e-5)).sum()),
            "seconds_reference": round(t_ref, 2), "seconds_dualref": round(t_ours, 3)}
